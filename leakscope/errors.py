@@ -1,0 +1,46 @@
+"""The exceptions leakscope raises on purpose.
+
+Every error derives from :class:`LeakscopeError`, except :class:`LeakError`, which
+derives from :class:`AssertionError` so that test runners report a leak as an
+ordinary test failure.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LeakError", "LeakscopeError", "MissingDependencyError", "SnapshotError"]
+
+
+class LeakscopeError(Exception):
+    """Base class of the errors leakscope raises on purpose."""
+
+
+class SnapshotError(LeakscopeError, ValueError):
+    """A snapshot file or dictionary is truncated, corrupt or not a leakscope snapshot."""
+
+
+class MissingDependencyError(LeakscopeError, ImportError):
+    """An optional feature needs a package that is not installed.
+
+    The message names the package and the ``pip install`` command that provides it.
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional package {package!r}; "
+            f"install it with: pip install 'pyleakscope[{extra}]'"
+        )
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+
+
+class LeakError(AssertionError):
+    """A leak was found: raised by ``raise_if_leaked``, ``@no_leaks`` and ``assert_collected``.
+
+    The message is the human explanation of the leak.  ``report`` holds the data
+    object behind it (a ``LeakReport`` or ``Retention``) when there is one.
+    """
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
