@@ -1,0 +1,657 @@
+"""Heap snapshots and the growth between two of them.
+
+A :class:`Snapshot` is a census of the live heap: how many objects of each type
+the cyclic collector tracks, the lengths of the containers that modules and
+classes hold (where caches and registries live, including dicts that the
+collector does not track), allocated memory blocks, traced bytes, RSS and the
+collector's state.  Subtracting two snapshots gives a :class:`Growth`::
+
+    before = leakscope.snapshot()
+    work()
+    growth = leakscope.snapshot() - before
+    print(growth)            # every change: increases, decreases, new and vanished types
+
+leakscope's own objects (types defined in ``leakscope.*``) are left out of the
+census, so taking snapshots never shows up as growth.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gc
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leakscope._heap import PYTHON_VERSION, rss_bytes, tracked_census, type_name
+from leakscope.errors import LeakscopeError, SnapshotError
+
+__all__ = ["Delta", "Growth", "Snapshot", "Tracker", "snapshot", "track"]
+
+FORMAT = "leakscope.snapshot"
+FORMAT_VERSION = 1
+
+# Containers whose length is recorded when a module, class or function default holds them.
+_CONTAINER_BASES: tuple[type, ...] = (
+    dict,
+    list,
+    set,
+    frozenset,
+    collections.deque,
+    bytearray,
+)
+_MAX_CONTAINERS = 100_000
+# The slot descriptors themselves: reading through them never runs user code.
+_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
+_TYPE_DICT: Any = vars(type)["__dict__"]
+_TYPE_MODULE: Any = vars(type)["__module__"]
+_FUNC_DEFAULTS: Any = vars(types.FunctionType)["__defaults__"]
+
+
+def _is_own(name: str) -> bool:
+    return name == "leakscope" or name.startswith("leakscope.")
+
+
+def _container(value: object) -> tuple[str, int] | None:
+    """(type name, length) when ``value`` is a container we measure; never calls user code."""
+    tp = type(value)
+    for base in _CONTAINER_BASES:
+        if issubclass(tp, base):
+            return type_name(tp), base.__len__(value)  # type: ignore[attr-defined]
+    return None
+
+
+def _scan_namespace(
+    prefix: str, namespace: Mapping[str, Any], out: dict[str, int], kinds: dict[str, str]
+) -> None:
+    for name, value in list(namespace.items()):
+        if not isinstance(name, str) or (name.startswith("__") and name.endswith("__")):
+            continue
+        found = _container(value)
+        if found is not None:
+            kinds[prefix + name], out[prefix + name] = found
+
+
+def _root_containers() -> tuple[dict[str, int], dict[str, str]]:
+    """Lengths of the containers held by module globals, class attributes and defaults.
+
+    Keys read ``module:name``, ``module:Class.attr`` and ``module:func.__defaults__[i]``.
+    This is where caches and registries live, and it sees dicts and lists of
+    strings or numbers that the collector does not track.
+    """
+    lengths: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    for modname, module in list(sys.modules.items()):
+        if len(lengths) >= _MAX_CONTAINERS:
+            break
+        if not isinstance(modname, str) or _is_own(modname):
+            continue
+        if not issubclass(type(module), types.ModuleType):
+            continue
+        try:
+            namespace = _MODULE_DICT.__get__(module)
+        except Exception:
+            continue
+        if not isinstance(namespace, dict):
+            continue
+        prefix = modname + ":"
+        _scan_namespace(prefix, namespace, lengths, kinds)
+        for name, value in list(namespace.items()):
+            if not isinstance(name, str):
+                continue
+            tp = type(value)
+            if issubclass(tp, type):
+                if _TYPE_MODULE.__get__(value) == modname:
+                    _scan_namespace(f"{prefix}{name}.", _TYPE_DICT.__get__(value), lengths, kinds)
+            elif tp is types.FunctionType:
+                defaults = _FUNC_DEFAULTS.__get__(value)
+                for i, default in enumerate(defaults or ()):
+                    found = _container(default)
+                    if found is not None:
+                        key = f"{prefix}{name}.__defaults__[{i}]"
+                        kinds[key], lengths[key] = found
+    return lengths, kinds
+
+
+def _gc_stats() -> dict[str, int]:
+    stats: dict[str, int] = {}
+    for generation, entry in enumerate(gc.get_stats()):
+        for key, value in entry.items():
+            stats[f"gen{generation}.{key}"] = int(value)
+    return stats
+
+
+def _fmt_int(n: int, sign: bool = False) -> str:
+    return f"{n:+,}" if sign else f"{n:,}"
+
+
+def _fmt_bytes(n: float, sign: bool = False) -> str:
+    prefix = ("+" if n > 0 else "-" if n < 0 else "") if sign else ("-" if n < 0 else "")
+    size = abs(float(n))
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{prefix}{size:.0f} {unit}" if unit == "B" else f"{prefix}{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A census of the live heap at one moment.  Take one with :func:`snapshot`.
+
+    ``types`` maps qualified type names (``app.models.User``; builtins bare:
+    ``dict``) to the number of live objects the collector tracks.  ``containers``
+    maps ``module:name`` / ``module:Class.attr`` to the length of the dict,
+    list, set, deque or bytearray held there, and ``container_types`` to its
+    type.  ``blocks`` is :func:`sys.getallocatedblocks`, which also counts the
+    strings, numbers and untracked dicts that a type census cannot see.
+    """
+
+    types: Mapping[str, int]
+    containers: Mapping[str, int]
+    container_types: Mapping[str, str]
+    objects: int
+    blocks: int
+    rss: int | None
+    traced: int | None
+    traced_peak: int | None
+    gc_enabled: bool
+    gc_counts: tuple[int, ...]
+    gc_thresholds: tuple[int, ...]
+    gc_stats: Mapping[str, int]
+    collected: int | None
+    pid: int
+    time: float
+    python: str
+
+    def __sub__(self, other: object) -> Growth:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return self.diff(other)
+
+    def diff(self, before: Snapshot) -> Growth:
+        """The :class:`Growth` from ``before`` to this snapshot (``self - before``)."""
+        if not isinstance(before, Snapshot):
+            raise TypeError(f"diff() needs a Snapshot, not {type(before).__name__}")
+        return Growth.between(before, self)
+
+    def top(self, n: int = 10) -> list[tuple[str, int]]:
+        """The ``n`` most numerous types, as ``(name, count)`` pairs."""
+        return sorted(self.types.items(), key=lambda item: (-item[1], item[0]))[:n]
+
+    # -- persistence -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict holding everything in the snapshot."""
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "types": dict(self.types),
+            "containers": {
+                key: [self.container_types.get(key, "?"), length]
+                for key, length in self.containers.items()
+            },
+            "objects": self.objects,
+            "blocks": self.blocks,
+            "rss": self.rss,
+            "traced": self.traced,
+            "traced_peak": self.traced_peak,
+            "gc": {
+                "enabled": self.gc_enabled,
+                "counts": list(self.gc_counts),
+                "thresholds": list(self.gc_thresholds),
+                "stats": dict(self.gc_stats),
+            },
+            "collected": self.collected,
+            "pid": self.pid,
+            "time": self.time,
+            "python": self.python,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Snapshot:
+        """Rebuild a snapshot from :meth:`to_dict` output; :class:`SnapshotError` if malformed."""
+        return _parse(data)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the snapshot as JSON to ``path`` (atomically: a reader never sees half a file)."""
+        target = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(target))
+        fd, tmp = tempfile.mkstemp(prefix=".leakscope-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, separators=(",", ":"))
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Snapshot:
+        """Read a snapshot written by :meth:`save`.
+
+        Raises :class:`SnapshotError` naming the reason when the file is
+        truncated, corrupt or not a leakscope snapshot; ``OSError`` when it
+        cannot be read at all.
+        """
+        target = os.fspath(path)
+        with open(target, "rb") as f:
+            raw = f.read()
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SnapshotError(
+                f"{target}: not a leakscope snapshot (invalid JSON: {exc})"
+            ) from None
+        try:
+            return _parse(data)
+        except SnapshotError as exc:
+            raise SnapshotError(f"{target}: {exc}") from None
+
+    # -- display ------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        lines = [
+            f"Snapshot of pid {self.pid} (Python {self.python}) at "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.time))}",
+            f"  {_fmt_int(self.objects)} tracked objects in {len(self.types):,} types; "
+            f"{_fmt_int(self.blocks)} allocated blocks"
+            + (f"; RSS {_fmt_bytes(self.rss)}" if self.rss is not None else "")
+            + (f"; traced {_fmt_bytes(self.traced)}" if self.traced is not None else ""),
+        ]
+        top = self.top(10)
+        if top:
+            width = max(len(name) for name, _ in top)
+            lines.extend(f"  {name:<{width}}  {count:>12,}" for name, count in top)
+        return "\n".join(lines)
+
+
+def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise SnapshotError(f"missing field '{where}{key}'")
+    value = data[key]
+    if (
+        isinstance(value, bool)
+        and kind is not bool
+        and not (isinstance(kind, tuple) and bool in kind)
+    ):
+        raise SnapshotError(f"field '{where}{key}' has the wrong type (bool)")
+    if not isinstance(value, kind):
+        raise SnapshotError(f"field '{where}{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SnapshotError(f"{what} must be a non-negative integer, got {value!r:.40}")
+    return value
+
+
+def _optional_count(data: Mapping[str, Any], key: str) -> int | None:
+    value = _require(data, key, (int, type(None)), "")
+    return None if value is None else _count(value, f"field {key!r}")
+
+
+def _ints(value: object, what: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise SnapshotError(f"{what} must be a list of integers")
+    return tuple(_count(v, what) for v in value)
+
+
+def _parse(data: object) -> Snapshot:
+    if not isinstance(data, dict):
+        raise SnapshotError("not a leakscope snapshot (expected a JSON object)")
+    if data.get("format") != FORMAT:
+        raise SnapshotError(f"not a leakscope snapshot (format is {data.get('format')!r:.40})")
+    version = data.get("version")
+    if version != FORMAT_VERSION:
+        raise SnapshotError(
+            f"unsupported snapshot format version {version!r:.20} (this leakscope reads "
+            f"version {FORMAT_VERSION})"
+        )
+    raw_types = _require(data, "types", dict, "")
+    counts = {str(k): _count(v, f"count of type {k!r:.60}") for k, v in raw_types.items()}
+    lengths: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    for key, entry in _require(data, "containers", dict, "").items():
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise SnapshotError(f"container {key!r:.60} must be [type name, length]")
+        kinds[key] = entry[0]
+        lengths[key] = _count(entry[1], f"length of container {key!r:.60}")
+    gc_info = _require(data, "gc", dict, "")
+    raw_stats = _require(gc_info, "stats", dict, "gc.")
+    created = _require(data, "time", (int, float), "")
+    if not math.isfinite(created):
+        raise SnapshotError("field 'time' must be a finite number")
+    return Snapshot(
+        types=counts,
+        containers=lengths,
+        container_types=kinds,
+        objects=_count(_require(data, "objects", int, ""), "field 'objects'"),
+        blocks=_count(_require(data, "blocks", int, ""), "field 'blocks'"),
+        rss=_optional_count(data, "rss"),
+        traced=_optional_count(data, "traced"),
+        traced_peak=_optional_count(data, "traced_peak"),
+        gc_enabled=_require(gc_info, "enabled", bool, "gc."),
+        gc_counts=_ints(_require(gc_info, "counts", list, "gc."), "gc.counts"),
+        gc_thresholds=_ints(_require(gc_info, "thresholds", list, "gc."), "gc.thresholds"),
+        gc_stats={str(k): _count(v, f"gc.stats[{k!r:.40}]") for k, v in raw_stats.items()},
+        collected=_optional_count(data, "collected"),
+        pid=_count(_require(data, "pid", int, ""), "field 'pid'"),
+        time=float(created),
+        python=_require(data, "python", str, ""),
+    )
+
+
+def _take(*, collect: bool) -> Snapshot:
+    collected = gc.collect() if collect else None
+    counts, total = tracked_census()
+    for name in [name for name in counts if _is_own(name)]:
+        total -= counts.pop(name)
+    lengths, kinds = _root_containers()
+    traced, traced_peak = (
+        tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (None, None)
+    )
+    return Snapshot(
+        types=counts,
+        containers=lengths,
+        container_types=kinds,
+        objects=total,
+        blocks=sys.getallocatedblocks(),
+        rss=rss_bytes(),
+        traced=traced,
+        traced_peak=traced_peak,
+        gc_enabled=gc.isenabled(),
+        gc_counts=gc.get_count(),
+        gc_thresholds=gc.get_threshold(),
+        gc_stats=_gc_stats(),
+        collected=collected,
+        pid=os.getpid(),
+        time=time.time(),
+        python=PYTHON_VERSION,
+    )
+
+
+def snapshot(*, collect: bool = True) -> Snapshot:
+    """Take a :class:`Snapshot` of the live heap.
+
+    With ``collect=True`` (the default) a full collection runs first, so only
+    objects that are really reachable are counted, and ``Snapshot.collected``
+    says how many unreachable objects it freed.  ``collect=False`` counts
+    without collecting, so cyclic garbage that the collector has not reached
+    yet shows up (useful to see garbage pile up while ``gc`` is disabled).
+
+    >>> before = snapshot()
+    >>> keep = [object() for _ in range(3)]
+    >>> (snapshot() - before).types_changed("object")
+    3
+    """
+    if not isinstance(collect, bool):
+        raise TypeError(f"collect must be True or False, not {collect!r:.40}")
+    return _take(collect=collect)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """How one count changed between two snapshots: a type's objects or a container's length."""
+
+    name: str
+    before: int
+    after: int
+    kind: str = ""
+    """For containers, the container's type (``dict``, ``list``...)."""
+
+    @property
+    def delta(self) -> int:
+        return self.after - self.before
+
+    @property
+    def is_new(self) -> bool:
+        """None existed before."""
+        return self.before == 0 and self.after > 0
+
+    @property
+    def is_gone(self) -> bool:
+        """None are left."""
+        return self.after == 0 and self.before > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "before": self.before,
+            "after": self.after,
+            "delta": self.delta,
+        }
+        if self.kind:
+            data["kind"] = self.kind
+        return data
+
+    def __str__(self) -> str:
+        kind = f" ({self.kind})" if self.kind else ""
+        return f"{self.name}{kind}: {self.before:,} -> {self.after:,} ({self.delta:+,})"
+
+
+def _deltas(
+    before: Mapping[str, int], after: Mapping[str, int], kinds: Mapping[str, str] | None = None
+) -> tuple[Delta, ...]:
+    changed = []
+    for name in before.keys() | after.keys():
+        old, new = before.get(name, 0), after.get(name, 0)
+        if old != new:
+            changed.append(Delta(name, old, new, (kinds or {}).get(name, "")))
+    changed.sort(key=lambda d: (-abs(d.delta), -d.delta, d.name))
+    return tuple(changed)
+
+
+def _optional_delta(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """What changed between two snapshots: ``after - before``.
+
+    ``types`` holds every type whose count changed, increases and decreases,
+    largest change first; ``containers`` every module/class container whose
+    length changed.  ``blocks``, ``traced`` and ``rss`` are the deltas of
+    allocated blocks, traced bytes and resident memory (``None`` when either
+    side could not measure it); ``notes`` says when the two snapshots are not
+    comparable as they stand (other process, other Python).
+    """
+
+    types: tuple[Delta, ...]
+    containers: tuple[Delta, ...]
+    objects: int
+    blocks: int
+    rss: int | None
+    traced: int | None
+    elapsed: float
+    collected: int | None
+    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def between(cls, before: Snapshot, after: Snapshot) -> Growth:
+        """The growth from ``before`` to ``after``."""
+        notes = []
+        if before.pid != after.pid:
+            notes.append(
+                f"the snapshots come from different processes (pid {before.pid} -> {after.pid})"
+            )
+        if before.python != after.python:
+            notes.append(
+                f"the snapshots come from different Pythons ({before.python} -> {after.python}); "
+                "type counts are not directly comparable"
+            )
+        if after.time < before.time:
+            notes.append("the 'before' snapshot was taken after the 'after' snapshot")
+        kinds = {**before.container_types, **after.container_types}
+        return cls(
+            types=_deltas(before.types, after.types),
+            containers=_deltas(before.containers, after.containers, kinds),
+            objects=after.objects - before.objects,
+            blocks=after.blocks - before.blocks,
+            rss=_optional_delta(before.rss, after.rss),
+            traced=_optional_delta(before.traced, after.traced),
+            elapsed=after.time - before.time,
+            collected=after.collected,
+            notes=tuple(notes),
+        )
+
+    @property
+    def increased(self) -> tuple[Delta, ...]:
+        """Types whose count went up, largest increase first."""
+        return tuple(d for d in self.types if d.delta > 0)
+
+    @property
+    def decreased(self) -> tuple[Delta, ...]:
+        """Types whose count went down, largest decrease first."""
+        return tuple(d for d in self.types if d.delta < 0)
+
+    @property
+    def new_types(self) -> tuple[Delta, ...]:
+        """Types that had no live objects before."""
+        return tuple(d for d in self.types if d.is_new)
+
+    @property
+    def vanished_types(self) -> tuple[Delta, ...]:
+        """Types that have no live objects left."""
+        return tuple(d for d in self.types if d.is_gone)
+
+    def top(self, n: int = 10) -> tuple[Delta, ...]:
+        """The ``n`` types whose count changed most, in either direction."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, not {n!r:.40}")
+        return self.types[:n]
+
+    def types_changed(self, name: str) -> int:
+        """The change in the count of type ``name`` (0 when it did not change)."""
+        for d in self.types:
+            if d.name == name:
+                return d.delta
+        return 0
+
+    def __bool__(self) -> bool:
+        """True when anything was counted to change."""
+        return bool(self.types or self.containers or self.blocks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of the growth."""
+        return {
+            "types": [d.to_dict() for d in self.types],
+            "containers": [d.to_dict() for d in self.containers],
+            "objects": self.objects,
+            "blocks": self.blocks,
+            "rss": self.rss,
+            "traced": self.traced,
+            "elapsed": self.elapsed,
+            "collected": self.collected,
+            "notes": list(self.notes),
+        }
+
+    def format(self, limit: int | None = None) -> str:
+        """The growth as an aligned table; ``limit`` caps the rows of each table."""
+        lines = [
+            f"Growth over {self.elapsed:.3f} s: {self.objects:+,} tracked objects, "
+            f"{self.blocks:+,} allocated blocks"
+            + (f", traced {_fmt_bytes(self.traced, sign=True)}" if self.traced is not None else "")
+            + (f", RSS {_fmt_bytes(self.rss, sign=True)}" if self.rss is not None else "")
+        ]
+        lines.extend(f"Note: {note}" for note in self.notes)
+        lines.extend(_table("type", self.types, limit))
+        lines.extend(_table("module/class container", self.containers, limit, length=True))
+        if not self.types and not self.containers:
+            lines.append("No type count or container length changed.")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _table(
+    title: str, rows: tuple[Delta, ...], limit: int | None, length: bool = False
+) -> Iterator[str]:
+    if not rows:
+        return
+    shown = rows if limit is None else rows[:limit]
+    names = [f"{d.name} ({d.kind})" if d.kind else d.name for d in shown]
+    width = max(len(title), *(len(n) for n in names))
+    header = ("len before", "len after") if length else ("before", "after")
+    yield ""
+    yield f"{title:<{width}}  {header[0]:>12}  {header[1]:>12}  {'change':>10}"
+    for name, d in zip(names, shown, strict=True):
+        mark = "  (new)" if d.is_new else "  (gone)" if d.is_gone else ""
+        yield f"{name:<{width}}  {d.before:>12,}  {d.after:>12,}  {d.delta:>+10,}{mark}"
+    if len(shown) < len(rows):
+        yield f"... and {len(rows) - len(shown):,} more"
+
+
+class Tracker:
+    """Measures the growth over a block of code; reusable, nestable, per-thread.
+
+    >>> with track() as t:
+    ...     keep = [object() for _ in range(5)]
+    >>> t.growth.types_changed("object")
+    5
+
+    ``start()`` and ``stop()`` do the same without a ``with`` block.  Each
+    thread keeps its own stack of starts, so one tracker may be used in several
+    threads and nested in itself; :attr:`growth` is the last one stopped.
+    """
+
+    def __init__(self, *, collect: bool = True) -> None:
+        if not isinstance(collect, bool):
+            raise TypeError(f"collect must be True or False, not {collect!r:.40}")
+        self._collect = collect
+        self._local = threading.local()
+        self._growth: Growth | None = None
+
+    def _stack(self) -> list[Snapshot]:
+        stack: list[Snapshot] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def start(self) -> Tracker:
+        """Take the 'before' snapshot."""
+        stack = self._stack()
+        stack.append(_take(collect=self._collect))
+        return self
+
+    def stop(self) -> Growth:
+        """Take the 'after' snapshot; return the growth since ``start()`` (also kept as :attr:`growth`)."""
+        stack = self._stack()
+        if not stack:
+            raise LeakscopeError("Tracker.stop() called without a matching start() in this thread")
+        after = _take(collect=self._collect)
+        growth = after - stack.pop()
+        self._growth = growth
+        return growth
+
+    @property
+    def growth(self) -> Growth:
+        """The growth measured by the last ``stop()``."""
+        if self._growth is None:
+            raise LeakscopeError("this tracker has not measured anything yet: call stop() first")
+        return self._growth
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def track(*, collect: bool = True) -> Tracker:
+    """A :class:`Tracker`: ``with leakscope.track() as t: work()`` then ``t.growth``."""
+    return Tracker(collect=collect)

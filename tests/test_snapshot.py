@@ -1,0 +1,466 @@
+"""Snapshots, growth reports, persistence and tracking."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from _support import run_python_json
+
+import leakscope
+from leakscope import Growth, Snapshot, SnapshotError, snapshot, track
+from leakscope.errors import LeakscopeError
+
+
+class Leaf:
+    pass
+
+
+class Other:
+    pass
+
+
+def test_growth_of_a_list_of_instances_has_the_right_count() -> None:
+    before = snapshot()
+    keep = [Leaf() for _ in range(250)]
+    growth = snapshot() - before
+    assert growth.types_changed("test_snapshot.Leaf") == 250
+    (leaf,) = [d for d in growth.increased if d.name == "test_snapshot.Leaf"]
+    assert (leaf.before, leaf.after, leaf.is_new) == (0, 250, True)
+    assert growth.objects >= 250
+    del keep
+
+
+def test_decreases_and_vanished_types_are_reported() -> None:
+    keep = [Other() for _ in range(40)]
+    before = snapshot()
+    del keep[:30]
+    middle = snapshot()
+    del keep[:]
+    after = snapshot()
+    partial = middle - before
+    assert partial.types_changed("test_snapshot.Other") == -30
+    assert "test_snapshot.Other" in {d.name for d in partial.decreased}
+    assert "test_snapshot.Other" not in {d.name for d in partial.increased}
+    gone = after - middle
+    assert [d.name for d in gone.vanished_types if d.name == "test_snapshot.Other"] == [
+        "test_snapshot.Other"
+    ]
+    assert gone.types_changed("test_snapshot.Other") == -10
+
+
+def test_diff_is_the_same_as_subtraction() -> None:
+    a = snapshot()
+    b = snapshot()
+    assert b.diff(a) == b - a
+
+
+def test_growth_table_is_aligned_and_complete() -> None:
+    keep_others = [Other() for _ in range(7)]
+    before = snapshot()
+    keep_leaves = [Leaf() for _ in range(12)]
+    del keep_others[:]
+    text = str(snapshot() - before)
+    lines = text.splitlines()
+    assert lines[0].startswith("Growth over ")
+    header = next(line for line in lines if line.startswith("type "))
+    leaf_row = next(line for line in lines if line.startswith("test_snapshot.Leaf "))
+    other_row = next(line for line in lines if line.startswith("test_snapshot.Other "))
+    assert leaf_row.split()[1:5] == ["0", "12", "+12", "(new)"]
+    assert other_row.split()[1:5] == ["7", "0", "-7", "(gone)"]
+    # Columns line up: the change column ends at the same place in the header and the rows.
+    assert header.index("change") + len("change") == leaf_row.index("+12") + len("+12")
+    del keep_leaves
+
+
+def test_top_ranks_by_size_of_change_in_either_direction() -> None:
+    small = [Leaf() for _ in range(3)]
+    big = [Other() for _ in range(500)]
+    before = snapshot()
+    del big
+    small.extend(Leaf() for _ in range(5))
+    growth = snapshot() - before
+    ranked = [d.name for d in growth.types if d.name.startswith("test_snapshot.")]
+    assert ranked == ["test_snapshot.Other", "test_snapshot.Leaf"]
+    assert growth.top(1)[0].delta <= -500
+    with pytest.raises(ValueError, match="non-negative"):
+        growth.top(-1)
+
+
+@pytest.mark.version_sensitive
+def test_untracked_growth_is_visible_and_attributed() -> None:
+    # A module-level dict of str -> str is not tracked by the collector before 3.14:
+    # a type census alone cannot see it grow.
+    out = run_python_json(
+        """
+        import gc, json, sys, leakscope
+        CACHE = {}
+        before = leakscope.snapshot()
+        for i in range(3000):
+            CACHE[f"key-{i}"] = f"value-{i}" * 3
+        growth = leakscope.snapshot() - before
+        (entry,) = [d for d in growth.containers if d.name == "__main__:CACHE"]
+        print(json.dumps({
+            "tracked": gc.is_tracked(CACHE),
+            "dict_delta": growth.types_changed("dict"),
+            "entry": [entry.before, entry.after, entry.kind],
+            "blocks": growth.blocks,
+            "text": str(growth),
+            "version": sys.version_info[:2],
+        }))
+        """
+    )
+    if tuple(out["version"]) < (3, 14):
+        assert out["tracked"] is False
+        assert out["dict_delta"] == 0  # invisible to the type census ...
+    assert out["entry"] == [0, 3000, "dict"]  # ... but seen as a container ...
+    assert out["blocks"] >= 6000  # ... and in the allocated blocks (keys and values)
+    assert "__main__:CACHE (dict)" in out["text"]
+
+
+def test_class_attributes_and_default_arguments_are_measured() -> None:
+    out = run_python_json(
+        """
+        import json, leakscope
+        class Registry:
+            items = []
+        def collect(x, seen=[]):
+            seen.append(x)
+        before = leakscope.snapshot()
+        for i in range(20):
+            Registry.items.append(object())
+            collect(i)
+        growth = leakscope.snapshot() - before
+        print(json.dumps({d.name: d.delta for d in growth.containers}))
+        """
+    )
+    assert out["__main__:Registry.items"] == 20
+    assert out["__main__:collect.__defaults__[0]"] == 20
+
+
+@pytest.mark.version_sensitive
+def test_collect_false_shows_cyclic_garbage_and_collect_reports_it() -> None:
+    out = run_python_json(
+        """
+        import gc, json, leakscope
+        class Node:
+            pass
+        gc.disable()
+        base = leakscope.snapshot()
+        for _ in range(300):
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+        del a, b
+        pending = leakscope.snapshot(collect=False)
+        collected = leakscope.snapshot()
+        print(json.dumps({
+            "pending": (pending - base).types_changed("__main__.Node"),
+            "after_collect": (collected - base).types_changed("__main__.Node"),
+            "collected": collected.collected,
+            "pending_collected": pending.collected,
+            "enabled": pending.gc_enabled,
+        }))
+        """
+    )
+    assert out["pending"] == 600
+    assert out["after_collect"] == 0
+    assert out["collected"] >= 600
+    assert out["pending_collected"] is None
+    assert out["enabled"] is False
+
+
+@pytest.mark.version_sensitive
+def test_snapshot_leaves_nothing_alive() -> None:
+    out = run_python_json(
+        """
+        import gc, json, sys, leakscope
+        from leakscope.snapshot import Snapshot
+        for _ in range(50):          # warm-up: first-call allocations, freelists
+            leakscope.snapshot()
+        gc.collect()
+        objects, blocks = len(gc.get_objects()), sys.getallocatedblocks()
+        for _ in range(1000):
+            leakscope.snapshot()
+        gc.collect()
+        print(json.dumps({
+            "objects": len(gc.get_objects()) - objects,
+            "blocks": sys.getallocatedblocks() - blocks,
+            "snapshots_alive": sum(type(o) is Snapshot for o in gc.get_objects()),
+        }))
+        """
+    )
+    assert out["objects"] <= 0
+    assert out["snapshots_alive"] == 0
+    assert out["blocks"] < 100  # not one block per snapshot
+
+
+def test_leakscope_objects_are_not_counted() -> None:
+    before = snapshot()
+    kept = [snapshot() for _ in range(3)]
+    growth = snapshot() - before
+    assert not [d for d in growth.types if d.name.startswith("leakscope.")]
+    assert len(kept) == 3
+
+
+class _Hostile:
+    """Everything a user object can break."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("no __class__ for you")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no eq")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"no {name}")
+
+
+class _HostileMeta(type):
+    def __getattribute__(cls, name: str) -> object:
+        raise RuntimeError(f"no class attribute {name}")
+
+
+class _HostileList(list):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        raise RuntimeError("no len")
+
+
+def test_snapshot_survives_hostile_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile_class = _HostileMeta("HostileClass", (), {})
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "HOSTILE_CLASS", hostile_class, raising=False)
+    monkeypatch.setattr(module, "HOSTILE_LIST", _HostileList([_Hostile()]), raising=False)
+    before = snapshot()
+    keep = [_Hostile() for _ in range(10)]
+    growth = snapshot() - before
+    assert growth.types_changed("test_snapshot._Hostile") == 10
+    assert before.containers[f"{__name__}:HOSTILE_LIST"] == 1
+    assert before.types["test_snapshot._HostileMeta"] >= 1  # the class itself, counted by type
+    str(growth)
+    del keep
+
+
+def test_snapshot_records_interpreter_and_process_state() -> None:
+    snap = snapshot()
+    assert snap.pid == os.getpid()
+    assert snap.gc_thresholds == gc.get_threshold()
+    assert snap.gc_enabled is gc.isenabled()
+    assert snap.python.startswith(".".join(map(str, sys.version_info[:3])))
+    assert snap.blocks > 0 and snap.objects > 1000
+    assert snap.types["dict"] > 0 and "function" in snap.types
+    assert "gen0.collections" in snap.gc_stats
+    if sys.platform.startswith("linux"):
+        assert snap.rss is not None and snap.rss > 1_000_000
+    assert snap.traced is None  # tracemalloc is off
+    assert "tracked objects" in str(snap)
+
+
+def test_traced_memory_is_recorded_when_tracing() -> None:
+    out = run_python_json(
+        """
+        import json, tracemalloc, leakscope
+        tracemalloc.start()
+        before = leakscope.snapshot()
+        data = [bytes(1000) for _ in range(100)]
+        growth = leakscope.snapshot() - before
+        print(json.dumps({"traced": growth.traced, "peak": before.traced_peak}))
+        """
+    )
+    assert out["traced"] >= 100_000
+    assert out["peak"] > 0
+
+
+def test_bad_arguments_are_rejected_clearly() -> None:
+    snap = snapshot()
+    with pytest.raises(TypeError, match="collect must be True or False"):
+        snapshot(collect="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs a Snapshot"):
+        snap.diff(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        snap - 3  # type: ignore[operator]
+
+
+# -- persistence --------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    snap = snapshot()
+    path = tmp_path / "snap.json"
+    snap.save(path)
+    loaded = Snapshot.load(path)
+    assert loaded == snap
+    assert Snapshot.from_dict(json.loads(path.read_text())) == snap
+    assert Snapshot.from_dict(snap.to_dict()) == snap
+    assert (loaded - snap).types == ()
+    assert not list(tmp_path.glob(".leakscope-*"))  # no temporary file left behind
+
+
+def _valid(tmp_path: Path) -> dict[str, object]:
+    data = snapshot().to_dict()
+    return json.loads(json.dumps(data))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "invalid JSON"),
+        (b"\x00\xff\xfe garbage", "invalid JSON"),
+        (b"[1, 2, 3]", "expected a JSON object"),
+        (b'{"format": "something-else"}', "not a leakscope snapshot"),
+        (b'{"format": "leakscope.snapshot", "version": 99}', "unsupported snapshot format version"),
+    ],
+)
+def test_foreign_and_garbled_files_are_rejected(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(SnapshotError, match=reason) as info:
+        Snapshot.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "snap.json"
+    snapshot().save(path)
+    raw = path.read_bytes()
+    for cut in (1, len(raw) // 2, len(raw) - 1):
+        path.write_bytes(raw[:cut])
+        with pytest.raises(SnapshotError, match="invalid JSON"):
+            Snapshot.load(path)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d.pop("types"), "missing field 'types'"),
+        (lambda d: d.__setitem__("types", {"dict": -4}), "non-negative integer"),
+        (lambda d: d.__setitem__("types", {"dict": "many"}), "non-negative integer"),
+        (lambda d: d.__setitem__("blocks", True), "wrong type"),
+        (lambda d: d.__setitem__("containers", {"m:x": 5}), r"\[type name, length\]"),
+        (lambda d: d["gc"].pop("thresholds"), "missing field 'gc.thresholds'"),
+        (lambda d: d.__setitem__("time", "yesterday"), "wrong type"),
+        (lambda d: d.__setitem__("rss", -1), "non-negative"),
+    ],
+)
+def test_corrupt_fields_are_rejected_not_half_loaded(
+    tmp_path: Path, mutate: object, reason: str
+) -> None:
+    data = _valid(tmp_path)
+    mutate(data)  # type: ignore[operator]
+    with pytest.raises(SnapshotError, match=reason):
+        Snapshot.from_dict(data)
+    path = tmp_path / "corrupt.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SnapshotError, match=reason):
+        Snapshot.load(path)
+
+
+def test_snapshot_error_is_a_leakscope_error_and_value_error() -> None:
+    assert issubclass(SnapshotError, leakscope.LeakscopeError)
+    assert issubclass(SnapshotError, ValueError)
+
+
+def test_diff_across_processes_and_versions_says_so() -> None:
+    here = snapshot()
+    data = here.to_dict()
+    data["pid"] = here.pid + 1
+    data["python"] = "2.7.18"
+    other = Snapshot.from_dict(data)
+    growth = here - other
+    assert isinstance(growth, Growth)
+    assert any("different processes" in note for note in growth.notes)
+    assert any("different Pythons" in note for note in growth.notes)
+    assert "Note: the snapshots come from different processes" in str(growth)
+
+
+def test_growth_to_dict_is_json_safe() -> None:
+    before = snapshot()
+    keep = [Leaf() for _ in range(3)]
+    data = (snapshot() - before).to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert {"name": "test_snapshot.Leaf", "before": 0, "after": 3, "delta": 3} in data["types"]
+    del keep
+
+
+# -- track() ------------------------------------------------------------------------------
+
+
+def test_track_as_context_manager_and_object() -> None:
+    with track() as t:
+        keep = [Leaf() for _ in range(9)]
+    assert t.growth.types_changed("test_snapshot.Leaf") == 9
+    t.start()
+    keep.extend(Leaf() for _ in range(4))
+    growth = t.stop()
+    assert growth is t.growth
+    assert growth.types_changed("test_snapshot.Leaf") == 4
+
+
+def test_track_nested() -> None:
+    outer = track()
+    inner = track()
+    with outer:
+        keep = [Leaf() for _ in range(2)]
+        with inner:
+            keep.extend(Other() for _ in range(3))
+        with outer:  # the same tracker nested in itself
+            keep.extend(Other() for _ in range(5))
+        assert outer.growth.types_changed("test_snapshot.Other") == 5
+    assert inner.growth.types_changed("test_snapshot.Other") == 3
+    assert inner.growth.types_changed("test_snapshot.Leaf") == 0
+    assert outer.growth.types_changed("test_snapshot.Leaf") == 2
+    assert outer.growth.types_changed("test_snapshot.Other") == 8
+    assert not [d for d in outer.growth.types if d.name.startswith("leakscope.")]
+
+
+def test_track_keeps_each_threads_starts_apart() -> None:
+    t = track()
+    first_started, second_started, first_stopped = (threading.Event() for _ in range(3))
+    keep: list[Leaf] = []
+    results: dict[str, int] = {}
+
+    def first() -> None:
+        t.start()
+        first_started.set()
+        second_started.wait()
+        results["first"] = t.stop().types_changed("test_snapshot.Leaf")
+        first_stopped.set()
+
+    def second() -> None:
+        first_started.wait()
+        keep.extend(Leaf() for _ in range(5))
+        t.start()
+        second_started.set()
+        first_stopped.wait()
+        results["second"] = t.stop().types_changed("test_snapshot.Leaf")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # With one shared stack, the first thread would have popped the second's start.
+    assert results == {"first": 5, "second": 0}
+
+
+def test_track_errors_are_clear() -> None:
+    t = track()
+    with pytest.raises(LeakscopeError, match="not measured anything yet"):
+        t.growth
+    with pytest.raises(LeakscopeError, match="without a matching start"):
+        t.stop()
+    with pytest.raises(TypeError, match="collect must be"):
+        track(collect=None)  # type: ignore[arg-type]
