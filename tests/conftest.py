@@ -1,0 +1,3 @@
+"""Test configuration: pytester drives the pytest plugin as a user would."""
+
+pytest_plugins = ["pytester"]
