@@ -1,0 +1,121 @@
+"""Run every benchmark and print one Markdown table of ratios.
+
+    python benchmarks/run.py [--quick] [--output results.md] [NAME ...]
+
+Each benchmark module in this folder exposes ``run(quick: bool) -> list[dict]`` with rows
+``{benchmark, leakscope_s, other, other_s, ratio, note}``; ``ratio`` is the other tool's
+time over leakscope's (above 1: leakscope is faster).  Every module runs in a fresh
+interpreter, so one benchmark's heap never distorts another's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = [
+    "snapshot",
+    "why_alive",
+    "accuracy",
+    "watch_overhead",
+    "gc_monitor",
+    "pytest_overhead",
+]
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, {here!r})
+import {name} as bench
+print("\\n@@rows@@" + json.dumps(bench.run(quick={quick!r})))
+"""
+
+
+def run_one(name: str, quick: bool) -> list[dict[str, Any]]:
+    """Run ``benchmarks/<name>.py`` in a fresh interpreter; return its rows."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(here=str(HERE), name=name, quick=quick)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=HERE.parent,
+    )
+    marker = proc.stdout.rfind("@@rows@@")
+    if proc.returncode != 0 or marker < 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return [_failed(name, f"failed (exit {proc.returncode}): {tail[0]}")]
+    rows: list[dict[str, Any]] = json.loads(proc.stdout[marker + len("@@rows@@") :])
+    return rows
+
+
+def _failed(name: str, note: str) -> dict[str, Any]:
+    return {
+        "benchmark": name,
+        "leakscope_s": float("nan"),
+        "other": "",
+        "other_s": None,
+        "ratio": None,
+        "note": note,
+    }
+
+
+def _seconds(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if value < 1e-3:
+        return f"{value * 1e6:.2f} µs"
+    if value < 1:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| benchmark | leakscope | compared with | their time | ratio | note |",
+        "|---|---:|---|---:|---:|---|",
+    ]
+    for row in rows:
+        ratio = "-" if row.get("ratio") is None else f"{row['ratio']:.2f}x"
+        cells = [
+            str(row.get("benchmark", "")),
+            _seconds(row.get("leakscope_s")),
+            str(row.get("other", "")) or "-",
+            _seconds(row.get("other_s")),
+            ratio,
+            str(row.get("note", "")),
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run leakscope's benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="smaller heaps, fewer repeats")
+    parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {BENCHMARKS})"
+    )
+    args = parser.parse_args(argv)
+    names = args.names or [name for name in BENCHMARKS if (HERE / f"{name}.py").exists()]
+    unknown = [name for name in names if not (HERE / f"{name}.py").exists()]
+    if unknown:
+        parser.error(f"no such benchmark: {', '.join(unknown)}")
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        print(f"running {name}...", file=sys.stderr, flush=True)
+        rows.extend(run_one(name, args.quick))
+    table = markdown(rows)
+    print(table)
+    if args.output:
+        args.output.write_text(table + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
