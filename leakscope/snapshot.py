@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from leakscope._format import format_bytes, format_bytes_delta
 from leakscope._heap import PYTHON_VERSION, rss_bytes, tracked_census, type_name
 from leakscope.errors import LeakscopeError, SnapshotError
 
@@ -129,20 +130,6 @@ def _gc_stats() -> dict[str, int]:
         for key, value in entry.items():
             stats[f"gen{generation}.{key}"] = int(value)
     return stats
-
-
-def _fmt_int(n: int, sign: bool = False) -> str:
-    return f"{n:+,}" if sign else f"{n:,}"
-
-
-def _fmt_bytes(n: float, sign: bool = False) -> str:
-    prefix = ("+" if n > 0 else "-" if n < 0 else "") if sign else ("-" if n < 0 else "")
-    size = abs(float(n))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{prefix}{size:.0f} {unit}" if unit == "B" else f"{prefix}{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,10 +252,10 @@ class Snapshot:
         lines = [
             f"Snapshot of pid {self.pid} (Python {self.python}) at "
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.time))}",
-            f"  {_fmt_int(self.objects)} tracked objects in {len(self.types):,} types; "
-            f"{_fmt_int(self.blocks)} allocated blocks"
-            + (f"; RSS {_fmt_bytes(self.rss)}" if self.rss is not None else "")
-            + (f"; traced {_fmt_bytes(self.traced)}" if self.traced is not None else ""),
+            f"  {self.objects:,} tracked objects in {len(self.types):,} types; "
+            f"{self.blocks:,} allocated blocks"
+            + (f"; RSS {format_bytes(self.rss)}" if self.rss is not None else "")
+            + (f"; traced {format_bytes(self.traced)}" if self.traced is not None else ""),
         ]
         top = self.top(10)
         if top:
@@ -564,8 +551,8 @@ class Growth:
         lines = [
             f"Growth over {self.elapsed:.3f} s: {self.objects:+,} tracked objects, "
             f"{self.blocks:+,} allocated blocks"
-            + (f", traced {_fmt_bytes(self.traced, sign=True)}" if self.traced is not None else "")
-            + (f", RSS {_fmt_bytes(self.rss, sign=True)}" if self.rss is not None else "")
+            + (f", traced {format_bytes_delta(self.traced)}" if self.traced is not None else "")
+            + (f", RSS {format_bytes_delta(self.rss)}" if self.rss is not None else "")
         ]
         lines.extend(f"Note: {note}" for note in self.notes)
         lines.extend(_table("type", self.types, limit))

@@ -1,0 +1,35 @@
+"""Number formatting shared by every ``str()`` leakscope prints."""
+
+from __future__ import annotations
+
+__all__ = ["format_bytes", "format_bytes_delta", "format_duration_ns"]
+
+_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
+
+def format_bytes(n: int | float | None) -> str:
+    """``1.5 MiB``, ``512 B``; ``n/a`` for ``None``."""
+    if n is None:
+        return "n/a"
+    for unit, scale in _UNITS:
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def format_bytes_delta(n: int | float | None) -> str:
+    """A signed size: ``+1.5 MiB``, ``-512 B``, ``+0 B``; ``n/a`` for ``None``."""
+    if n is None:
+        return "n/a"
+    return ("-" if n < 0 else "+") + format_bytes(abs(n))
+
+
+def format_duration_ns(ns: int) -> str:
+    """``1.23 s``, ``4.56 ms``, ``7.8 us``, ``900 ns``."""
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1_000:
+        return f"{ns / 1e3:.1f} us"
+    return f"{ns} ns"
