@@ -32,7 +32,6 @@ import gc
 import os
 import re
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -41,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from leakscope._heap import rss_bytes
+from leakscope._heap import PYTHON_VERSION, rss_bytes
 from leakscope.errors import LeakscopeError, SnapshotError
 
 __all__ = [
@@ -195,6 +194,7 @@ _ARENAS = re.compile(r"^(\d+) arenas \* (\d+) bytes/arena\s*=\s*" + _NUM + "$")
 _POOLS = re.compile(r"^(\d+) unused pools \* (\d+) bytes\s*=\s*" + _NUM + "$")
 _TOTAL = re.compile(r"^Total\s*=\s*" + _NUM + "$")
 _FREELIST = re.compile(r"^\d+ free .+ = \s*" + _NUM + "$")
+_STAT = re.compile(r"^[^=]+=\s*" + _NUM + "$")  # any "label = number" line of a future version
 _KNOWN_TEXT = {"", "arena map counts", "class   size   num pools   blocks in use  avail blocks"}
 
 _HASH_KEYS = {
@@ -227,6 +227,7 @@ def _recognized(line: str) -> bool:
         or _POOLS.match(s)
         or _TOTAL.match(s)
         or _FREELIST.match(s)
+        or _STAT.match(s)
     )
 
 
@@ -700,7 +701,7 @@ def memory_breakdown() -> MemoryBreakdown:
         malloc = _mallinfo2()
     return MemoryBreakdown(
         timestamp=time.time(),
-        python=_python_version(),
+        python=PYTHON_VERSION,
         rss=rss,
         pss=smaps.get("pss"),
         uss=smaps.get("uss"),
@@ -1012,11 +1013,6 @@ def _with_explanation(g: MemoryGrowth, after: MemoryBreakdown) -> MemoryGrowth:
 
 # --------------------------------------------------------------------------------------
 # helpers
-
-
-def _python_version() -> str:
-    version = ".".join(map(str, sys.version_info[:3]))
-    return version + "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else version
 
 
 def _is_int(x: object) -> TypeGuard[int]:

@@ -83,6 +83,14 @@ def test_every_supported_version_has_a_capture() -> None:
         assert f"cpython-3.{minor}.txt" in names
 
 
+def test_every_line_of_real_outputs_is_recognized() -> None:
+    """Lines not recognized are echoed back to stderr: real output must never be."""
+    for path in DATA.glob("cpython-*.txt"):
+        assert [
+            line for line in path.read_text().splitlines() if not memory._recognized(line)
+        ] == []
+
+
 def test_output_without_pymalloc_is_reported_absent() -> None:
     assert parse_mallocstats((DATA / "cpython-3.11-pythonmalloc-malloc.txt").read_text()) is None
     assert parse_mallocstats("") is None
