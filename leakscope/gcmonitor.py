@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeGuard
 
+from leakscope._format import format_duration_ns as _dur
 from leakscope.errors import SnapshotError
 
 __all__ = ["Advice", "GCMonitor", "GCReport", "GenerationStats", "gc_advice", "gc_monitor"]
@@ -255,16 +256,6 @@ def _is_int(x: object) -> TypeGuard[int]:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _dur(ns: int) -> str:
-    if ns >= 1_000_000_000:
-        return f"{ns / 1e9:.2f} s"
-    if ns >= 1_000_000:
-        return f"{ns / 1e6:.2f} ms"
-    if ns >= 1_000:
-        return f"{ns / 1e3:.1f} us"
-    return f"{ns} ns"
-
-
 # --------------------------------------------------------------------------------------
 # The recorder
 
@@ -440,7 +431,13 @@ class GCMonitor:
 
 
 def gc_monitor() -> GCMonitor:
-    """A new, not yet started :class:`GCMonitor`: ``with gc_monitor() as m: ...`` or ``.start()``."""
+    """A new, not yet started :class:`GCMonitor`.
+
+    >>> with gc_monitor() as monitor:
+    ...     _ = gc.collect()
+    >>> monitor.report().generations[2].collections
+    1
+    """
     return GCMonitor()
 
 

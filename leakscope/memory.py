@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from leakscope._format import format_bytes as _size
+from leakscope._format import format_bytes_delta as _delta
 from leakscope._heap import PYTHON_VERSION, rss_bytes
 from leakscope.errors import LeakscopeError, SnapshotError
 
@@ -619,7 +621,8 @@ class MemoryBreakdown:
         if self.pymalloc is not None:
             p = self.pymalloc
             lines.append(
-                f"  pymalloc arenas      {_size(p.arena_bytes)} ({p.arenas} x {_size(p.arena_size)}),"
+                f"  pymalloc arenas      {_size(p.arena_bytes)}"
+                f" ({p.arenas} x {_size(p.arena_size)}),"
                 f" {_size(p.used_bytes)} in use ({p.utilization:.0%})"
             )
         if self.malloc is not None:
@@ -1048,18 +1051,3 @@ def _copy_json(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise SnapshotError(f"unexpected {type(value).__name__} in memory breakdown data")
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "n/a"
-    for unit, scale in (("GiB", 1 << 30), ("MiB", _MiB), ("KiB", 1024)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def _delta(n: int | None) -> str:
-    if n is None:
-        return "n/a"
-    return ("+" if n >= 0 else "-") + _size(abs(n))
