@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -87,26 +88,28 @@ def _cycles(n: int) -> float:
 
 
 def bench_workload(quick: bool) -> list[dict[str, Any]]:
-    n, repeat = (100_000, 3) if quick else (500_000, 5)
+    n, repeat = (100_000, 5) if quick else (200_000, 21)
     gc.collect()
-    plain, watched = [], []
+    plain, watched, added = [], [], []
     collections = 0
-    for _ in range(repeat):
-        plain.append(_cycles(n))
+    for _ in range(repeat):  # paired runs: the median of the differences resists drift
+        without = _cycles(n)
         with gc_monitor() as monitor:
-            watched.append(_cycles(n))
+            with_ = _cycles(n)
         collections = monitor.report().collections
-    without, with_ = min(plain), min(watched)
-    per = (with_ - without) / collections if collections else 0.0
+        plain.append(without)
+        watched.append(with_)
+        added.append((with_ - without) / max(collections, 1))
     return [
         {
             "benchmark": f"gc_monitor: {n:,} short-lived cycles",
-            "leakscope_s": with_,
+            "leakscope_s": statistics.median(watched),
             "other": "no monitor",
-            "other_s": without,
-            "ratio": with_ / without,
-            "note": f"{collections:,} collections per run, {per * 1e9:+.0f} ns each"
-            " (noisy: the difference of two whole runs)",
+            "other_s": statistics.median(plain),
+            "ratio": statistics.median(watched) / statistics.median(plain),
+            "note": f"{collections:,} collections per run; median of {repeat} paired"
+            f" differences {statistics.median(added) * 1e9:+.0f} ns per collection"
+            " (noisier than the row above: a small difference of two whole runs)",
         }
     ]
 
