@@ -595,11 +595,11 @@ def search(
             for fid in frontier:  # running frames: roots reached directly
                 for frame_root, frame, label in roots.frame_refs.get(fid, ()):
                     if fid in target_ids:
-                        referrers += 1
                         if first is not None and fid == id(first):
                             visible += 1
                         if frame is ignore_frame:
                             continue
+                        referrers += 1
                     rooted = True
                     if recording:
                         hits.append((_PRIO_FRAME, depth, frame_root, fid, None, label))

@@ -1,0 +1,1 @@
+"""Renderers of leakscope's data objects."""
