@@ -340,7 +340,8 @@ class GCMonitor:
     def __init__(self) -> None:
         self._stats = _new_stats()
         self._callback = _make_callback(self._stats)
-        self._lock = threading.Lock()
+        # Reentrant: a finalizer run by a collection inside start() may call stop().
+        self._lock = threading.RLock()
         self._running = False
         self._elapsed_ns = 0
         self._since = 0
@@ -384,11 +385,11 @@ class GCMonitor:
         copy = [list(g) for g in stats]
         for _ in range(1000):  # sequence lock: retry while a collection updates the figures
             before = _read_seq(self._callback)
-            if before & 1:
-                continue
-            copy = [list(g) for g in stats]
-            if _read_seq(self._callback) == before:
-                break
+            if not before & 1:
+                copy = [list(g) for g in stats]
+                if _read_seq(self._callback) == before:
+                    break
+            time.sleep(0)  # let the thread inside the callback finish (release the GIL)
         gens = []
         for g, s in enumerate(copy):
             hist = {i: n for i, n in enumerate(s[_HIST:]) if n}

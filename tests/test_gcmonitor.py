@@ -202,6 +202,27 @@ def test_start_twice_raises_and_restart_accumulates() -> None:
     assert monitor.report().generations[2].collections == first.generations[2].collections + 1
 
 
+def test_stop_from_a_finalizer_during_a_collection() -> None:
+    saved = list(gc.callbacks)
+    monitor = gc_monitor().start()
+    reports: list[GCReport] = []
+
+    class StopsMonitor:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            reports.append(monitor.stop())
+
+    gc.collect()
+    StopsMonitor()
+    gc.collect()  # the finalizer runs between this collection's "start" and "stop"
+    assert not monitor.running
+    assert gc.callbacks == saved
+    assert len(reports) == 1
+    assert reports[0].generations[2].collections >= 1  # the first gc.collect()
+
+
 def test_dropped_running_monitor_removes_its_callback() -> None:
     saved = list(gc.callbacks)
     monitor = gc_monitor().start()
