@@ -1,0 +1,23 @@
+"""Leak: failed jobs keep their exception, and with it the traceback and its frames."""
+
+EXPECT = "leak"
+TYPES = ("leak_exceptions.JobError", "traceback", "frame")
+HOLDER = "_FAILURES"
+
+_FAILURES = []
+
+
+class JobError(Exception):
+    pass
+
+
+def _work(payload):
+    buffer = [payload] * 10
+    raise JobError("job failed")
+
+
+def run():
+    try:
+        _work("x")
+    except JobError as exc:
+        _FAILURES.append(exc)
