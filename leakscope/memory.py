@@ -333,6 +333,15 @@ def _check_consistency(stats: PymallocStats, arena_total: int | None) -> None:
 
 
 _capture_lock = threading.Lock()
+
+
+def _new_capture_lock() -> None:
+    global _capture_lock
+    _capture_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # a fork while another thread captures must not deadlock
+    os.register_at_fork(after_in_child=_new_capture_lock)
 _CAPTURE_LIMIT = 1 << 20
 
 
@@ -359,6 +368,8 @@ def read_mallocstats() -> str:
             saved = os.dup(2)
         except OSError:  # fd 2 is closed: close it again afterwards
             inheritable, saved = None, -1
+        # (When fd 2 was closed, the temporary file itself may be fd 2: then ``saved``
+        # duplicates it, and closing the file on exit leaves fd 2 closed as it was.)
         try:
             os.dup2(tmp.fileno(), 2)
             try:
@@ -688,7 +699,12 @@ def memory_breakdown() -> MemoryBreakdown:
     pymalloc: PymallocStats | None = None
     try:
         pymalloc = parse_mallocstats(read_mallocstats())
-        if pymalloc is None:
+        if pymalloc is None and traced is not None:
+            unavailable["pymalloc"] = (
+                "tracemalloc is tracing: CPython does not report pymalloc's arenas"
+                " while its allocator hooks are installed"
+            )
+        elif pymalloc is None:
             unavailable["pymalloc"] = (
                 "sys._debugmallocstats() reports no pymalloc arenas"
                 " (PYTHONMALLOC=malloc or a build without pymalloc)"
@@ -926,7 +942,11 @@ def _classify(
     if d_rss is None:
         caveats.append("RSS is unavailable on this platform: native growth cannot be measured.")
     if pa is None or pb is None:
-        caveats.append("pymalloc statistics are unavailable in one of the readings.")
+        reason = after.unavailable.get("pymalloc") or before.unavailable.get("pymalloc")
+        caveats.append(
+            f"pymalloc statistics are unavailable ({reason}): memory pymalloc keeps in"
+            " partly used arenas (fragmentation) counts as native."
+        )
 
     retention = None if pym_ret is None and mal_ret is None else (pym_ret or 0) + (mal_ret or 0)
     candidates = {"python_objects": python, "allocator_retention": retention, "native": native}
@@ -999,8 +1019,10 @@ def _with_explanation(g: MemoryGrowth, after: MemoryBreakdown) -> MemoryGrowth:
             )
         text = " ".join(parts)
     elif g.kind == "native":
-        seen = f"pymalloc {_delta(g.python_objects)}" + (
-            ", tracemalloc on" if g.traced else ", tracemalloc off"
+        seen = (
+            f"traced Python memory {_delta(g.python_objects)}"
+            if g.traced
+            else f"pymalloc blocks in use {_delta(g.python_objects)}, tracemalloc off"
         )
         text = (
             f"RSS grew by {_size(g.rss)}, of which {_size(g.native)} is seen neither by"

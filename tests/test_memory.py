@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from leakscope import memory
+from leakscope._interpreter import preserved
 from leakscope.errors import LeakscopeError, SnapshotError
 from leakscope.memory import (
     MallocStatsError,
@@ -278,6 +279,19 @@ def test_unreadable_parts_are_none_with_reasons(monkeypatch: pytest.MonkeyPatch)
     assert growth.rss is None and growth.native is None and growth.malloc_retention is None
     assert any("RSS is unavailable" in c for c in growth.caveats)
     assert growth.kind in ("none", "python_objects")
+
+
+def test_tracing_hides_pymalloc_and_growth_says_so() -> None:
+    with preserved() as state:
+        state.start_tracing()
+        before = memory_breakdown()
+        after = memory_breakdown()
+    assert before.traced is not None and before.tracemalloc_overhead is not None
+    if after.pymalloc is None:  # CPython hides the arenas while tracemalloc hooks the allocator
+        assert "tracemalloc is tracing" in after.unavailable["pymalloc"]
+        growth = after - before
+        assert growth.traced is True
+        assert any("fragmentation) counts as native" in c for c in growth.caveats)
 
 
 def test_diff_and_subtraction_agree_and_check_types() -> None:
