@@ -33,7 +33,15 @@ from typing import Any
 
 from leakscope._heap import object_type_name, type_name
 
-__all__ = ["RetentionPath", "SearchResult", "edge_label", "find_paths", "search"]
+__all__ = [
+    "RetentionPath",
+    "SearchResult",
+    "describe_chain",
+    "edge_label",
+    "find_paths",
+    "label_chain",
+    "search",
+]
 
 _QUALNAME: Any = type.__dict__["__qualname__"]
 _MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
@@ -682,6 +690,27 @@ def _build_paths(
     return paths
 
 
+def label_chain(chain: Sequence[Any]) -> list[tuple[int, str]]:
+    """The steps along ``chain`` as (index of the object the step lands on, label).
+
+    An object's ``__dict__`` followed by an identifier key folds into one ``.name``
+    step that skips the dict.
+    """
+    out: list[tuple[int, str]] = []
+    i = 0
+    while i < len(chain) - 1:
+        label = edge_label(chain[i], chain[i + 1])
+        if label == ".__dict__" and i + 2 < len(chain):
+            inner = edge_label(chain[i + 1], chain[i + 2])
+            if inner.startswith("['") and inner.endswith("']") and inner[2:-2].isidentifier():
+                out.append((i + 2, f".{inner[2:-2]}"))
+                i += 2
+                continue
+        out.append((i + 1, label))
+        i += 1
+    return out
+
+
 def describe_chain(root: str, chain: list[Any], *, first_label: str | None = None) -> RetentionPath:
     """Name the edges of ``chain`` (objects, root first), folding ``.__dict__['x']`` to ``.x``.
 
@@ -694,21 +723,9 @@ def describe_chain(root: str, chain: list[Any], *, first_label: str | None = Non
         steps.append(first_label)
         tps.append("frame")
     tps.append(object_type_name(chain[0]))
-    i = 0
-    while i < len(chain) - 1:
-        label = edge_label(chain[i], chain[i + 1])
-        if label == ".__dict__" and i + 2 < len(chain):
-            inner = edge_label(chain[i + 1], chain[i + 2])
-            if inner.startswith("['") and inner.endswith("']"):
-                key = inner[2:-2]
-                if key.isidentifier():
-                    steps.append(f".{key}")
-                    tps.append(object_type_name(chain[i + 2]))
-                    i += 2
-                    continue
+    for index, label in label_chain(chain):
         steps.append(label)
-        tps.append(object_type_name(chain[i + 1]))
-        i += 1
+        tps.append(object_type_name(chain[index]))
     return RetentionPath(root=root, steps=tuple(steps), types=tuple(tps))
 
 
