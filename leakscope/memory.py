@@ -565,7 +565,7 @@ class MemoryBreakdown:
         """Classify the growth from ``earlier`` to this breakdown (same as ``self - earlier``).
 
         A component counts only when it grew by at least ``min_bytes`` (default:
-        2 MiB or 1% of the earlier RSS, whichever is larger); allocator retention and
+        4 MiB or 1% of the earlier RSS, whichever is larger); allocator retention and
         native memory count only when RSS grew by that much too.
         """
         if not isinstance(earlier, MemoryBreakdown):
@@ -908,7 +908,7 @@ def _classify(
     before: MemoryBreakdown, after: MemoryBreakdown, min_bytes: int | None
 ) -> MemoryGrowth:
     if min_bytes is None:
-        min_bytes = max(2 * _MiB, (before.rss or 0) // 100)
+        min_bytes = max(4 * _MiB, (before.rss or 0) // 100)
     caveats: list[str] = []
     d_rss = _sub(after.rss, before.rss)
     pb, pa = before.pymalloc, after.pymalloc

@@ -361,7 +361,7 @@ def test_scattered_survivors_are_allocator_retention_and_full_free_returns_rss()
     assert "not a leak" in out["text"] and "arena" in out["text"]
     # Freeing the survivors too empties the arenas: RSS comes back (within 1/4 of the peak).
     assert freed["rss"] < 0.25 * peak
-    assert freed["kind"] != "allocator_retention"
+    assert freed["pymalloc_retention"] < 0.05 * peak  # the arenas went back to the OS
 
 
 @linux_only
