@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import gc
 import json
-import subprocess
-import sys
-import textwrap
 import threading
 from typing import Any
 
 import pytest
+from _support import run_python_json
 
 from leakscope.errors import SnapshotError
 from leakscope.gcmonitor import (
@@ -23,19 +21,6 @@ from leakscope.gcmonitor import (
     gc_advice,
     gc_monitor,
 )
-
-
-def run_isolated(code: str) -> Any:
-    """Run ``code`` in a fresh interpreter; return the JSON it prints on its last line."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 class Cyclic:
@@ -84,6 +69,7 @@ def kinds(advice: list[Advice]) -> list[str]:
 # recording
 
 
+@pytest.mark.version_sensitive
 def test_short_lived_cycles_give_pause_stats_and_a_threshold_suggestion() -> None:
     with gc_monitor() as monitor:
         make_cycles(300_000)
@@ -112,6 +98,7 @@ def test_short_lived_cycles_give_pause_stats_and_a_threshold_suggestion() -> Non
     assert "p50 pause" in text and f"{g0.collections:,}" in text
 
 
+@pytest.mark.version_sensitive
 def test_workloads_with_and_without_cycles_in_fresh_interpreters() -> None:
     code = """
         import gc, json
@@ -138,7 +125,7 @@ def test_workloads_with_and_without_cycles_in_fresh_interpreters() -> None:
 
         print(json.dumps({"acyclic": run(False), "cycles": run(True)}))
     """
-    out = run_isolated(code)
+    out = run_python_json(code)
     acyclic, cycles = out["acyclic"], out["cycles"]
     assert acyclic["collections"] >= MIN_COLLECTIONS
     assert acyclic["collected"] == 0
@@ -202,6 +189,7 @@ def test_start_twice_raises_and_restart_accumulates() -> None:
     assert monitor.report().generations[2].collections == first.generations[2].collections + 1
 
 
+@pytest.mark.version_sensitive
 def test_stop_from_a_finalizer_during_a_collection() -> None:
     saved = list(gc.callbacks)
     monitor = gc_monitor().start()
@@ -232,6 +220,7 @@ def test_dropped_running_monitor_removes_its_callback() -> None:
     assert gc.callbacks == saved
 
 
+@pytest.mark.version_sensitive
 def test_reports_from_other_threads_are_consistent() -> None:
     """Reporting while other threads trigger collections gives whole collections only."""
     errors: list[BaseException] = []

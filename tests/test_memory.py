@@ -10,13 +10,12 @@ from __future__ import annotations
 import gc
 import json
 import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import run_python_json
 
 from leakscope import memory
 from leakscope._interpreter import preserved
@@ -35,19 +34,6 @@ DATA = Path(__file__).parent / "data" / "mallocstats"
 MiB = 1 << 20
 LINUX = sys.platform.startswith("linux")
 linux_only = pytest.mark.skipif(not LINUX, reason="RSS and smaps_rollup are read on Linux")
-
-
-def run_isolated(code: str, prelude: str = "") -> Any:
-    """Run ``prelude`` then ``code`` in a fresh interpreter; return the JSON of its last line."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(prelude) + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------------------
@@ -140,6 +126,7 @@ def _fd2_identity() -> tuple[int, int, bool]:
     return st.st_dev, st.st_ino, os.get_inheritable(2)
 
 
+@pytest.mark.version_sensitive
 def test_capture_reads_the_live_interpreter_and_restores_fd2() -> None:
     before = _fd2_identity()
     text = read_mallocstats()
@@ -186,8 +173,9 @@ def test_missing_debugmallocstats_is_reported(monkeypatch: pytest.MonkeyPatch) -
     assert "no sys._debugmallocstats" in memory_breakdown().unavailable["pymalloc"]
 
 
+@pytest.mark.version_sensitive
 def test_closed_fd2_stays_closed() -> None:
-    out = run_isolated(
+    out = run_python_json(
         """
         import json, os
         from leakscope.memory import parse_mallocstats, read_mallocstats
@@ -209,6 +197,7 @@ def test_closed_fd2_stays_closed() -> None:
 # the breakdown and its JSON form
 
 
+@pytest.mark.version_sensitive
 def test_gc_counters_are_plain_json_dicts() -> None:
     before = gc_counters()
     gc.collect()
@@ -220,6 +209,7 @@ def test_gc_counters_are_plain_json_dicts() -> None:
     assert set(after["generations"][0]) == {"collections", "collected", "uncollectable"}
 
 
+@pytest.mark.version_sensitive
 @linux_only
 def test_breakdown_reads_every_part_on_linux() -> None:
     b = memory_breakdown()
@@ -281,6 +271,7 @@ def test_unreadable_parts_are_none_with_reasons(monkeypatch: pytest.MonkeyPatch)
     assert growth.kind in ("none", "python_objects")
 
 
+@pytest.mark.version_sensitive
 def test_tracing_hides_pymalloc_and_growth_says_so() -> None:
     with preserved() as state:
         state.start_tracing()
@@ -323,22 +314,18 @@ def test_growth_round_trips_and_validates() -> None:
         MemoryGrowth.from_dict(bad)
 
 
+@pytest.mark.version_sensitive
 # --------------------------------------------------------------------------------------
 # classification, each in a fresh interpreter
-
-_CLASSIFY_PRELUDE = """
-import json, sys
-from leakscope.memory import memory_breakdown
-"""
-
 
 @linux_only
 def test_scattered_survivors_are_allocator_retention_and_full_free_returns_rss() -> None:
     # ~210 MB of 150-byte objects (pymalloc's 192-byte class: ~85 per 16 KiB pool);
     # keeping every 50th leaves survivors in every pool, hence in every 1 MiB arena.
-    out = run_isolated(
-        prelude=_CLASSIFY_PRELUDE,
-        code="""
+    out = run_python_json(
+        """
+        import json
+        from leakscope.memory import memory_breakdown
         before = memory_breakdown()
         objs = [bytes(150) for _ in range(1_100_000)]
         peak = memory_breakdown()
@@ -364,11 +351,13 @@ def test_scattered_survivors_are_allocator_retention_and_full_free_returns_rss()
     assert freed["pymalloc_retention"] < 0.05 * peak  # the arenas went back to the OS
 
 
+@pytest.mark.version_sensitive
 @linux_only
 def test_growing_list_of_objects_is_python_objects() -> None:
-    out = run_isolated(
-        prelude=_CLASSIFY_PRELUDE,
-        code="""
+    out = run_python_json(
+        """
+        import json
+        from leakscope.memory import memory_breakdown
         class Order:
             __slots__ = ("id", "lines")
             def __init__(self, i):
@@ -386,11 +375,13 @@ def test_growing_list_of_objects_is_python_objects() -> None:
     assert "leak candidates" in out["text"] and "snapshot" in out["text"]
 
 
+@pytest.mark.version_sensitive
 @linux_only
 def test_growing_list_with_tracemalloc_is_python_objects() -> None:
-    out = run_isolated(
-        prelude=_CLASSIFY_PRELUDE,
-        code="""
+    out = run_python_json(
+        """
+        import json
+        from leakscope.memory import memory_breakdown
         import tracemalloc
         tracemalloc.start()
         before = memory_breakdown()
@@ -405,11 +396,13 @@ def test_growing_list_with_tracemalloc_is_python_objects() -> None:
     assert growth["python_objects"] > 10 * MiB
 
 
+@pytest.mark.version_sensitive
 @linux_only
 def test_ctypes_malloc_loop_is_native() -> None:
-    out = run_isolated(
-        prelude=_CLASSIFY_PRELUDE,
-        code="""
+    out = run_python_json(
+        """
+        import json
+        from leakscope.memory import memory_breakdown
         import ctypes
         libc = ctypes.CDLL(None)
         libc.malloc.restype = ctypes.c_void_p
