@@ -53,6 +53,7 @@ __all__ = ["explain", "format_report", "format_container"]
 _NFRAME = 12
 _SAMPLES_PER_TYPE = 40
 _PATH_SAMPLES_PER_TYPE = 3
+_PATH_SEARCHES = 4  # extra searches, one per type still without a path
 _ANALYSIS_SECONDS = 1.0
 _TRACE_SLOWDOWN = 15.0
 
@@ -104,15 +105,26 @@ def _is_user_file(filename: str) -> bool:
 
 
 def _site(frames: Sequence[tracemalloc.Frame]) -> str | None:
-    """``file.py:LINE`` of the most recent user frame (oldest-first ``frames``)."""
+    """``file.py:LINE`` of the most recent user frame (``frames`` oldest first).
+
+    Only frames more recent than leakscope's own count: an allocation with no
+    user frame above leakscope's frames was leakscope's, and gives ``None``.
+    """
     if not frames:
         return None
-    chosen = frames[-1]
-    for frame in reversed(frames):
+    start = 0
+    for i, frame in enumerate(frames):
+        if os.path.abspath(frame.filename).startswith(_OWN_DIR + os.sep):
+            start = i + 1
+    recent = list(frames[start:])
+    if not recent:
+        return None
+    for frame in reversed(recent):
         if _is_user_file(frame.filename):
-            chosen = frame
-            break
-    return f"{_short_path(chosen.filename)}:{chosen.lineno}"
+            return f"{_short_path(frame.filename)}:{frame.lineno}"
+    if start:
+        return None  # stdlib called by leakscope itself
+    return f"{_short_path(recent[-1].filename)}:{recent[-1].lineno}"
 
 
 def _short_path(filename: str) -> str:
@@ -276,7 +288,10 @@ def explain(
     notes: list[str] = []
     rates = [
         *assessment.leaking_types.values(),
-        *assessment.leaking_containers.values(),
+        *(
+            1.0 if container_types.get(key) == "bytearray" else rate
+            for key, rate in assessment.leaking_containers.items()
+        ),
         assessment.blocks,
         assessment.garbage,
         assessment.gc_garbage,
@@ -284,21 +299,24 @@ def explain(
     m = _analysis_calls(rates, calls_hint, seconds_per_call, trace)
 
     wanted = set(assessment.leaking_types)
-    objects = gc.get_objects()
+    # Everything this analysis keeps is created before the census of existing ids,
+    # so that none of it is taken for a new survivor.
+    pool: list[object] = []
+    by_type: dict[str, list[int]] = {name: [] for name in wanted}
     names: dict[type, str] = {}
-    for tp in set(map(type, objects)):
-        name = type_name(tp)
-        if name in wanted:
-            names[tp] = name
-    before = {id(o) for o in objects if type(o) in names}
-    del objects
-
     started_tracing = False
     tm_before: tracemalloc.Snapshot | None = None
     if trace:
         started_tracing = not tracemalloc.is_tracing()
         state.start_tracing(_NFRAME)
         tm_before = tracemalloc.take_snapshot()
+    objects = gc.get_objects()
+    for tp in set(map(type, objects)):
+        name = type_name(tp)
+        if name in wanted:
+            names[tp] = name
+    before = {id(o) for o in objects if type(o) in names}
+    del objects
     traced_before = tracemalloc.get_traced_memory()[0] if trace else 0
 
     done = 0
@@ -316,29 +334,25 @@ def explain(
             gc.collect()
         finally:
             gc.set_debug(flags)
-        garbage = gc.garbage[n0:]
+        garbage.extend(gc.garbage[n0:])
         del gc.garbage[n0:]
     else:
         gc.collect()
     traced_after = tracemalloc.get_traced_memory()[0] if trace else 0
     bytes_per_call = (traced_after - traced_before) / done if trace and done else None
-    if garbage and trace and done:
-        bytes_per_call = None  # garbage kept in our own list would skew the figure
 
     # New survivors of each leaking type, kept only for the rest of this function.
-    pool: list[object] = []
-    by_type: dict[str, list[int]] = {name: [] for name in wanted}
     if names:
         objects = gc.get_objects()
+        own = {id(objects), id(garbage)}
         for o in objects:
-            tp = type(o)
-            name = names.get(tp)
-            if name is not None and id(o) not in before:
+            name = names.get(type(o))
+            if name is not None and id(o) not in before and id(o) not in own:
                 slot = by_type[name]
                 if len(slot) < _SAMPLES_PER_TYPE:
                     slot.append(len(pool))
                     pool.append(o)
-        del objects, o
+        del objects
     before.clear()
 
     findings = {name: _TypeFindings(name, rate) for name, rate in assessment.leaking_types.items()}
@@ -356,6 +370,14 @@ def explain(
                     if site:
                         findings[name].sites[site] += 1
 
+    # Sites where traced memory grew about once per call (garbage still held).
+    untracked_sites: list[tuple[str, float]] = []
+    if tm_before is not None and done:
+        tm_after = tracemalloc.take_snapshot()
+        untracked_sites = _growth_sites(tm_before, tm_after, done)
+        del tm_after
+    del tm_before
+
     garbage_types: Counter[str] = Counter()
     garbage_sites: Counter[str] = Counter()
     garbage_del: set[str] = set()
@@ -370,52 +392,26 @@ def explain(
                 if site:
                     garbage_sites[site] += 1
     garbage.clear()
-
-    untracked_sites: list[tuple[str, float]] = []
-    if tm_before is not None and done:
-        tm_after = tracemalloc.take_snapshot()
-        untracked_sites = _growth_sites(tm_before, tm_after, done)
-        del tm_after
-    del tm_before
     if started_tracing:
         tracemalloc.stop()
+    if not garbage_sites:
+        garbage_sites.update({site: 1 for site, _ in untracked_sites})
 
     # Holders: containers that grew, and retention paths.
     container_elements: dict[str, Counter[str]] = {}
     for key in assessment.leaking_containers:
         container_elements[key] = _element_types(_resolve_container(key))
-    find_paths = _find_paths()
-    if find_paths is not None and pool:
-        targets = [
-            pool[i] for indices in by_type.values() for i in indices[:_PATH_SAMPLES_PER_TYPE]
-        ]
-        try:
-            paths = find_paths(targets, max_depth=20, max_paths=3 * max(1, len(by_type)))
-        except Exception as exc:  # a diagnostic never hurts its host
-            paths = []
-            notes.append(f"retention paths unavailable ({type(exc).__name__})")
-        del targets
-        for path in paths:
-            try:
-                path_types = tuple(str(t) for t in path.types)
-                text = path.format(show_values=False)
-                detail = path.format(show_values=True)
-            except Exception:
-                continue
-            if not path_types:
-                continue
-            target = path_types[-1]
-            if target in findings and len(findings[target].paths) < 2:
-                findings[target].paths.append((text, detail, path_types))
-        del paths
     for name, indices in by_type.items():
         f = findings[name]
-        if f.paths or not indices:
+        if not indices:
             continue
         for i in indices[:3]:
             f.checked_referrers += 1
             if not _has_referrers(pool[i], pool):
                 f.no_referrers += 1
+    find_paths = _find_paths()
+    if find_paths is not None and pool:
+        _collect_paths(find_paths, pool, by_type, findings, notes)
     pool.clear()
     del pool
 
@@ -432,6 +428,52 @@ def explain(
         trace,
     )
     return Explained(tuple(culprits), bytes_per_call, notes)
+
+
+def _collect_paths(
+    find_paths: Callable[..., Any],
+    pool: list[object],
+    by_type: Mapping[str, list[int]],
+    findings: dict[str, _TypeFindings],
+    notes: list[str],
+) -> None:
+    """Retention paths for each leaking type: one search for all, then one per type left without.
+
+    A search stops at the nearest targets, so a type deeper in the same structure
+    (the instance a closure holds) needs its own search; at most a few are made.
+    """
+    pending = [
+        name
+        for name, indices in by_type.items()
+        if indices and findings[name].no_referrers < findings[name].checked_referrers
+    ]
+    groups: list[list[str]] = [pending]
+    if len(pending) > 1:
+        rest = sorted(pending, key=lambda n: (n in _COMPANIONS, -findings[n].rate))
+        groups.extend([name] for name in rest[:_PATH_SEARCHES])
+    for group in groups:
+        group = [name for name in group if not findings[name].paths]
+        if not group:
+            continue
+        targets = [pool[i] for name in group for i in by_type[name][:_PATH_SAMPLES_PER_TYPE]]
+        try:
+            paths = find_paths(targets, max_depth=20, max_paths=2 * len(group) + 1)
+        except Exception as exc:  # a diagnostic never hurts its host
+            notes.append(f"retention paths unavailable ({type(exc).__name__})")
+            return
+        finally:
+            del targets
+        for path in paths:
+            try:
+                path_types = tuple(str(t) for t in path.types)
+                text = path.format(show_values=False)
+                detail = path.format(show_values=True)
+            except Exception:
+                continue
+            target = path_types[-1] if path_types else ""
+            if target in findings and len(findings[target].paths) < 2:
+                findings[target].paths.append((text, detail, path_types))
+        del paths
 
 
 def _has_referrers(obj: object, pool: list[object]) -> bool:
@@ -453,7 +495,9 @@ def _growth_sites(
     stats = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "traceback")
     by_site: Counter[str] = Counter()
     for stat in stats:
-        if stat.size_diff <= 0 or stat.count_diff < max(1, calls // 2):
+        if stat.size_diff <= 0 or (
+            stat.count_diff < max(1, calls // 2) and stat.size_diff < 8 * calls
+        ):
             continue
         site = _site(list(stat.traceback))
         if site:
@@ -482,16 +526,18 @@ def _build_culprits(
     # type on its retention path (an exception for its traceback, an instance for its dict).
     for f in findings.values():
         for _, _, path_types in f.paths:
-            owner = next((t for t in path_types[:-1] if t in findings and t != f.name), None)
+            on_path = [t for t in path_types[:-1] if t in findings and t != f.name]
+            owner = next((t for t in on_path if t not in _COMPANIONS), None)
+            owner = owner or next(iter(on_path), None)
             if owner is not None:
                 f.owner = owner
                 break
     primaries = [f for f in findings.values() if f.owner is None]
     if not any(f.paths for f in findings.values()) and len(primaries) > 1:
         # No paths: fold companion types (dict, tuple, cell...) into the main non-builtin type.
-        main = [f for f in primaries if f.name not in _COMPANIONS]
-        if main:
-            top = max(main, key=lambda f: (not _is_builtin_name(f.name), f.rate))
+        candidates = [f for f in primaries if f.name not in _COMPANIONS]
+        if candidates:
+            top = max(candidates, key=lambda f: (not _is_builtin_name(f.name), f.rate))
             for f in primaries:
                 if f is not top and f.name in _COMPANIONS and f.rate <= top.rate * 1.5:
                     f.owner = top.name
@@ -510,7 +556,9 @@ def _build_culprits(
     used_containers: set[str] = set()
     for f in primaries:
         related_findings = _all_related(f, findings)
-        related = tuple((r.name, r.rate) for r in sorted(related_findings, key=lambda r: -r.rate))
+        group = sorted([f, *related_findings], key=lambda g: -g.rate)
+        main = next((g for g in group if g.name not in _COMPANIONS), f)
+        related = tuple((g.name, g.rate) for g in group if g is not main)
         all_names = {f.name, *(r.name for r in related_findings)}
         holders: list[Holder] = []
         for key, elements in container_elements.items():
@@ -523,7 +571,8 @@ def _build_culprits(
                 holders.append(
                     Holder(format_container(key, container_types.get(key, ""), rate), "container")
                 )
-        for text, detail, _ in f.paths:
+        paths = main.paths or f.paths
+        for text, detail, _ in paths[: 1 if holders else 2]:
             holders.append(Holder(text, "path", detail))
         notes: list[str] = []
         del_types = [r.name for r in (f, *related_findings) if r.has_del]
@@ -539,24 +588,26 @@ def _build_culprits(
                 "a reference-count leak in C code (a missing Py_DECREF), or a C extension "
                 "holding them"
             )
-        sites = [s for s, _ in f.sites.most_common(3)]
+        sites = [s for s, _ in main.sites.most_common(3)]
         if not sites:
-            for r in related_findings:
+            for r in group:
                 sites.extend(s for s, _ in r.sites.most_common(2) if s not in sites)
+        if not sites:  # free-list objects and some instances carry no traceback
+            sites = [s for s, _ in untracked_sites]
         if not sites and trace and not f.samples:
             notes.append("no new objects of this type survived the analysis calls")
         culprit = Culprit(
             kind="objects",
-            types=(f.name,),
-            per_call=f.rate,
+            types=(main.name,),
+            per_call=main.rate,
             related=related,
             holders=tuple(holders),
             allocated_at=tuple(sites[:3]),
             notes=tuple(notes),
             hint=_hint(f, related_findings, holders, bool(no_refs), container_types),
         )
-        rank = (0 if holders else 1) + (0 if not _is_builtin_name(f.name) else 1)
-        if f.name in _COMPANIONS:
+        rank = (0 if holders else 1) + (0 if not _is_builtin_name(main.name) else 1)
+        if main.name in _COMPANIONS:
             rank += 2
         culprits.append(((rank, -f.rate), culprit))
 
