@@ -399,6 +399,12 @@ class _Roots:
         self.frame_refs: dict[int, list[tuple[str, types.FrameType, str]]] = {}
         self.frames: list[types.FrameType] = []
         own.add(id(self.frames))
+        # Up to 3.12 reading f_locals of a running function copies its locals into
+        # a dict kept on the frame, which would keep them alive after the function
+        # drops them; these copies are emptied again when the query ends (the next
+        # locals() call refills them).
+        self.snapshots: list[dict[str, Any]] = []
+        own.add(id(self.snapshots))
         own.add(id(self.frame_refs))
         names = {}
         for thread in threading.enumerate():
@@ -409,14 +415,20 @@ class _Roots:
             names[thread.ident] = tname if type(tname) is str else "?"
         current = sys._current_frames()
         own.add(id(current))
-        for ident, top in current.items():
-            frame: types.FrameType | None = top
-            while frame is not None:
-                own.add(id(frame))
-                if not is_own_frame(frame):
-                    self._add_frame(frame, names.get(ident, str(ident)), own)
-                frame = frame.f_back
-        current.clear()
+        frame: types.FrameType | None = None
+        top: types.FrameType | None = None
+        try:
+            for ident, top in current.items():
+                frame = top
+                while frame is not None:
+                    own.add(id(frame))
+                    if not is_own_frame(frame):
+                        self._add_frame(frame, names.get(ident, str(ident)), own)
+                    frame = frame.f_back
+        finally:
+            # this frame is among those listed: leave no frame -> frame cycle behind
+            current.clear()
+            del frame, top
 
     def _add_frame(self, frame: types.FrameType, thread: str, own: set[int]) -> None:
         code = frame.f_code
@@ -431,6 +443,7 @@ class _Roots:
             raw = frame.f_locals
             if type(raw) is dict:  # <= 3.12: a snapshot dict kept on the frame
                 own.add(id(raw))
+                self.snapshots.append(raw)
         except Exception:
             return
         self.frames.append(frame)
@@ -580,7 +593,8 @@ def search(
     seen: dict[int, Any] = {}  # every object met, so that ids stay valid
     nxt: dict[int, int] = {}  # referrer id -> id of the object it refers to (toward a target)
     frontier: dict[int, Any] = {}
-    hits: list[tuple[int, int, str, int, object | None, str | None]] = []
+    hits: list[_Hit] = []
+    root_edges: set[tuple[int, int]] = set()
     for holder in (seen, nxt, frontier, hits):
         own.add(id(holder))
     for t in targets:
@@ -610,7 +624,7 @@ def search(
                         referrers += 1
                     rooted = True
                     if recording:
-                        hits.append((_PRIO_FRAME, depth, frame_root, fid, None, label))
+                        hits.append((_PRIO_FRAME, depth, frame_root, fid, None, label, -1))
             found = index.referrers(frontier)
             for ref, children in found:
                 rid = id(ref)
@@ -618,17 +632,22 @@ def search(
                     referrers += 1
                     if first is not None and id(first) in children:
                         visible += _count_refs(ref, first)
+                named = roots.root_of(ref)
+                if named is not None:
+                    # a root may hold several frontier objects: one path through each
+                    rooted = True
+                    seen[rid] = ref
+                    for child in dict.fromkeys(children):
+                        if (rid, child) in root_edges or not recording:
+                            continue
+                        root_edges.add((rid, child))
+                        hits.append((named[0], depth, named[1], rid, named[2], None, child))
+                    continue
                 if rid in seen:
                     continue
                 seen[rid] = ref
                 nxt[rid] = children[0]
-                named = roots.root_of(ref)
-                if named is None:
-                    nxt_frontier[rid] = ref
-                    continue
-                rooted = True
-                if recording:
-                    hits.append((named[0], depth, named[1], rid, named[2], None))
+                nxt_frontier[rid] = ref
             found.clear()
             frontier.clear()
             frontier = nxt_frontier
@@ -644,6 +663,9 @@ def search(
         index.close()
         roots.frame_refs.clear()
         roots.frames.clear()
+        for snapshot in roots.snapshots:
+            snapshot.clear()
+        roots.snapshots.clear()
         seen.clear()
         hits.clear()
         first = None
@@ -659,8 +681,12 @@ def _count_refs(referrer: object, obj: object) -> int:
     return n
 
 
+# (priority, depth, root name, first object id, object before it, frame label, next id)
+_Hit = tuple[int, int, str, int, "object | None", "str | None", int]
+
+
 def _build_paths(
-    hits: list[tuple[int, int, str, int, object | None, str | None]],
+    hits: list[_Hit],
     seen: dict[int, Any],
     nxt: dict[int, int],
     target_ids: frozenset[int],
@@ -669,10 +695,13 @@ def _build_paths(
     hits.sort(key=lambda h: (h[1], h[0]))
     paths: list[RetentionPath] = []
     done: set[str] = set()
-    for _prio, _depth, root, start, prefix, frame_label in hits:
+    for _prio, _depth, root, start, prefix, frame_label, child in hits:
         chain: list[Any] = [] if prefix is None else [prefix]
         oid = start
         chain.append(seen[oid])
+        if child != -1:
+            oid = child
+            chain.append(seen[oid])
         while oid not in target_ids:
             oid = nxt[oid]
             chain.append(seen[oid])

@@ -354,7 +354,7 @@ def _short(obj: object) -> str:
     try:
         if issubclass(tp, type):
             return f"class {_QUALNAME.__get__(obj)}"
-        name = _QUALNAME.__get__(tp)
+        name = _QUALNAME.__get__(tp).rpartition(".")[2]
     except Exception:
         return "?"
     return name if isinstance(name, str) else "?"
@@ -380,7 +380,7 @@ def _describe(
     candidates = sorted(named_ids)[: 8 if len(comp) <= 64 else 1]
     text, ring, chain_types, hops, cut = min(
         (_walk(start, members, garbage, adjacency) for start in candidates),
-        key=lambda r: r[0],
+        key=lambda r: ("." not in r[2][0][1], r[0]),  # user types first, then by text
     )
     members_text = chain_types[:-1]
     named = [s for s, full in members_text if full not in _CONTAINERS] or [
