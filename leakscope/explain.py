@@ -476,6 +476,33 @@ def _collect_paths(
         del paths
 
 
+def culprits_from_growth(
+    assessment: _Assessment, container_types: Mapping[str, str]
+) -> tuple[Culprit, ...]:
+    """Culprits from growth alone (types, containers, blocks): no calls, paths or sites.
+
+    Used by ``@watch``, which observes real calls and cannot repeat them.
+    """
+    findings = {name: _TypeFindings(name, rate) for name, rate in assessment.leaking_types.items()}
+    elements = {
+        key: _element_types(_resolve_container(key)) for key in assessment.leaking_containers
+    }
+    return tuple(
+        _build_culprits(
+            assessment,
+            findings,
+            elements,
+            container_types,
+            [],
+            None,
+            Counter(),
+            Counter(),
+            set(),
+            False,
+        )
+    )
+
+
 def _has_referrers(obj: object, pool: list[object]) -> bool:
     referrers = gc.get_referrers(obj)
     try:

@@ -1,0 +1,284 @@
+"""check() and LeakReport: the scenario corpus in fresh interpreters, and the API's contracts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from leakscope.verdict import Culprit, Holder, LeakReport, PerCall, Run
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "tests" / "scenarios"
+NAMES = sorted(p.stem for p in SCENARIOS.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _scenario(name: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(SCENARIOS / "_run.py"), name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _python(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_corpus_covers_every_kind() -> None:
+    leaks = [n for n in NAMES if n.startswith("leak_")]
+    clean = [n for n in NAMES if n.startswith("clean_")]
+    assert len(leaks) >= 13 and len(clean) >= 11
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scenario_verdict_and_explanation(name: str) -> None:
+    data = _scenario(name)
+    report = LeakReport.from_dict(data["report"])
+    text = data["text"]
+    if data["expect"] == "clean":
+        assert not report.leaked, text
+        assert report.culprits == ()
+        assert "no leak" in text
+        return
+    assert report.leaked, text
+    assert report.culprits, text
+    assert report.calls >= 100
+    first = report.culprits[0]
+    if data["types"]:  # the culprit type is named...
+        assert any(t in first.types or t in text for t in data["types"]), text
+    if data["holder"]:  # ...and so is what holds it
+        assert data["holder"] in text, text
+    assert first.hint, text
+    assert "LEAK in" in text
+    # JSON round trip, and str() never shows values
+    assert LeakReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_explanations_name_holder_site_and_notes() -> None:
+    data = _scenario("leak_exceptions")
+    c = LeakReport.from_dict(data["report"]).culprits[0]
+    assert c.types == ("leak_exceptions.JobError",)
+    assert {"traceback", "frame"} <= {name for name, _ in c.related}
+    assert c.holders[0].description == "module leak_exceptions: _FAILURES (list, +1.0 entries/call)"
+    assert "tests/scenarios/leak_exceptions.py:" in " ".join(c.allocated_at)
+    assert "traceback" in c.hint
+
+    refcount = LeakReport.from_dict(_scenario("leak_refcount")["report"]).culprits[0]
+    assert refcount.types == ("leak_refcount.Packet",)
+    assert any("reference-count leak in C code" in n for n in refcount.notes)
+
+    untracked = LeakReport.from_dict(_scenario("leak_untracked")["report"]).culprits[0]
+    assert untracked.kind == "untracked"
+    assert any("leak_untracked.py:" in s for s in untracked.allocated_at)
+
+    resurrect = LeakReport.from_dict(_scenario("leak_del_resurrect")["report"]).culprits[0]
+    assert any("__del__" in n for n in resurrect.notes)
+
+    cycles = LeakReport.from_dict(_scenario("leak_gc_disabled")["report"]).culprits[0]
+    assert cycles.kind == "cycles" and "leak_gc_disabled.Node" in cycles.types
+
+
+def test_one_object_per_call_is_caught_and_plateaus_are_not() -> None:
+    out = _python(
+        """
+        import functools, itertools
+        from leakscope.verdict import check
+        keep, ids = [], itertools.count()
+        class Slow: pass
+        def every_third():
+            if next(ids) % 3 == 0:
+                keep.append(Slow())
+        big = {}
+        def fills_to_700():
+            n = next(ids)
+            if len(big) < 700:
+                big[n] = Slow()
+        print(check(every_third).leaked, check(fills_to_700).leaked)
+        """
+    )
+    assert out.split() == ["True", "False"]
+
+
+def test_values_hidden_unless_asked() -> None:
+    out = _python(
+        """
+        import itertools
+        from leakscope.verdict import check
+        SECRETS = {}
+        class Token: pass
+        ids = itertools.count()
+        def run():
+            SECRETS[f"password for user {next(ids)}"] = Token()
+        report = check(run)
+        print(json.dumps([str(report), report.format(show_values=True)]))
+        """.replace("import itertools", "import itertools, json")
+    )
+    plain, shown = json.loads(out)
+    assert "password" not in plain
+    assert "password" in shown
+
+
+def test_error_is_reported_and_state_restored() -> None:
+    out = _python(
+        """
+        import gc, tracemalloc, warnings
+        from leakscope.errors import LeakscopeError
+        from leakscope.verdict import check
+        gc.disable(); gc.set_threshold(500, 7, 3); gc.set_debug(gc.DEBUG_STATS * 0)
+        filters = list(warnings.filters)
+        calls = []
+        def boom():
+            calls.append(1)
+            if len(calls) > 40:
+                raise ValueError("broken on purpose")
+        report = check(boom)
+        print(report.leaked, report.error)
+        print(gc.isenabled(), gc.get_threshold(), tracemalloc.is_tracing(), warnings.filters == filters)
+        try:
+            report.raise_if_leaked()
+        except LeakscopeError as exc:
+            print("raised", "no verdict" in str(exc))
+        """
+    )
+    lines = out.splitlines()
+    assert lines[0].startswith("False ValueError: broken on purpose (raised at")
+    assert "during measured run" in lines[0]
+    assert lines[1] == "False (500, 7, 3) False True"
+    assert lines[2] == "raised True"
+
+
+def test_no_reference_to_user_objects_after_check() -> None:
+    out = _python(
+        """
+        import gc, weakref
+        from leakscope.verdict import check
+        class Thing: pass
+        registry = []
+        def run():
+            registry.append(Thing())
+        report = check(run)
+        refs = [weakref.ref(t) for t in registry]
+        registry.clear()
+        gc.collect()
+        print(report.leaked, sum(r() is not None for r in refs))
+        """
+    )
+    assert out.split() == ["True", "0"]
+
+
+def test_async_functions_and_running_loop() -> None:
+    out = _python(
+        """
+        import asyncio
+        from leakscope.verdict import check
+        keep = []
+        async def leaky():
+            await asyncio.sleep(0)
+            keep.append(object())
+        async def fine():
+            await asyncio.sleep(0)
+        print(check(leaky, runs=6).leaked, check(fine).leaked)
+        async def main():
+            try:
+                check(fine)
+            except TypeError as exc:
+                print("TypeError", "event loop is already running" in str(exc))
+        asyncio.run(main())
+        """
+    )
+    assert out.split() == ["True", "False", "TypeError", "True"]
+
+
+def test_timeout_and_explicit_runs() -> None:
+    out = _python(
+        """
+        import time
+        from leakscope.verdict import check
+        report = check(lambda: time.sleep(0.01), timeout=0.3)
+        print(report.seconds < 2.0, any("timed out" in n for n in report.notes))
+        print(len(check(lambda: None, runs=3, warmup=2).runs))
+        """
+    )
+    assert out.split() == ["True", "True", "3"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"runs": 1}, ValueError),
+        ({"warmup": 0}, ValueError),
+        ({"timeout": -1}, ValueError),
+        ({"trace": "yes"}, TypeError),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type) -> None:
+    from leakscope.verdict import check
+
+    with pytest.raises(error):
+        check(lambda: None, **kwargs)
+
+
+def test_not_callable() -> None:
+    from leakscope.verdict import check
+
+    with pytest.raises(TypeError, match="callable"):
+        check(42)  # type: ignore[arg-type]
+
+
+def test_report_round_trip_and_raise() -> None:
+    from leakscope.errors import LeakError
+
+    report = LeakReport(
+        function="app.handle",
+        leaked=True,
+        per_call=PerCall(2.0, 3.0, 120.0),
+        culprits=(
+            Culprit(
+                kind="objects",
+                types=("app.Session",),
+                per_call=1.0,
+                related=(("dict", 1.0),),
+                holders=(Holder("module app: _S (list, +1.0 entries/call)", "container"),),
+                allocated_at=("app.py:3",),
+                hint="remove entries",
+            ),
+        ),
+        runs=(Run(32, 0.01, 32, 64, None, 0),),
+        warmup=3,
+        seconds=0.5,
+    )
+    assert LeakReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    with pytest.raises(LeakError) as info:
+        report.raise_if_leaked()
+    assert info.value.report is report
+    assert "app.Session: +1.0 objects/call" in str(info.value)
+    assert "held by:      module app: _S" in str(report)
+    assert "allocated at: app.py:3" in str(report)
+    with pytest.raises(ValueError):
+        LeakReport.from_dict({"format": "other"})
