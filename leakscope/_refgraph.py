@@ -39,11 +39,15 @@ __all__ = [
     "describe_chain",
     "edge_label",
     "find_paths",
+    "has_finalizer",
     "label_chain",
     "search",
+    "short_name",
 ]
 
 _QUALNAME: Any = type.__dict__["__qualname__"]
+_MRO: Any = type.__dict__["__mro__"]
+_TYPE_DICT: Any = type.__dict__["__dict__"]
 _MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
 _FUNC_QUALNAME: Any = types.FunctionType.__dict__["__qualname__"]
 _FUNC_MODULE: Any = types.FunctionType.__dict__["__module__"]
@@ -171,8 +175,20 @@ def _qualname(tp: type) -> str:
     return name if isinstance(name, str) else "?"
 
 
-def _is_type(obj: object) -> bool:
-    return issubclass(type(obj), type)
+def short_name(obj: object) -> str:
+    """``Node`` for a ``Node`` instance, ``class app.Node`` for the class itself."""
+    tp = type(obj)
+    if issubclass(tp, type):
+        return f"class {_qualname(obj)}"  # type: ignore[arg-type]
+    return _qualname(tp).rpartition(".")[2]
+
+
+def has_finalizer(tp: type) -> bool:
+    """True when ``tp`` or a base defines ``__del__`` (``tp_finalize`` shows as ``__del__``)."""
+    try:
+        return any("__del__" in _TYPE_DICT.__get__(c) for c in _MRO.__get__(tp))
+    except Exception:
+        return False
 
 
 def _module_name_of_frame(frame: types.FrameType) -> str | None:
@@ -225,11 +241,11 @@ def _safe_items(d: dict[Any, Any]) -> list[tuple[Any, Any]]:
 def _instance_dict(obj: object) -> dict[str, Any] | None:
     """``obj.__dict__`` read through the C-level descriptor, or None."""
     try:
-        mro = type.__dict__["__mro__"].__get__(type(obj))
+        mro = _MRO.__get__(type(obj))
     except Exception:
         return None
     for cls in mro:
-        desc = type.__dict__["__dict__"].__get__(cls).get("__dict__")
+        desc = _TYPE_DICT.__get__(cls).get("__dict__")
         if desc is None:
             continue
         if type(desc) is not _GETSET:
@@ -245,12 +261,12 @@ def _instance_dict(obj: object) -> dict[str, Any] | None:
 def _descriptor_label(referrer: object, referent: object) -> str | None:
     """Name of a C-level member/getset of ``referrer`` that holds ``referent``."""
     try:
-        mro = type.__dict__["__mro__"].__get__(type(referrer))
+        mro = _MRO.__get__(type(referrer))
     except Exception:
         return None
     for cls in mro:
         try:
-            namespace = list(type.__dict__["__dict__"].__get__(cls).items())
+            namespace = list(_TYPE_DICT.__get__(cls).items())
         except Exception:
             continue
         for name, desc in namespace:
@@ -267,7 +283,7 @@ def _descriptor_label(referrer: object, referent: object) -> str | None:
 
 def _type_dict(cls: type) -> dict[str, Any] | None:
     try:
-        proxy = type.__dict__["__dict__"].__get__(cls)
+        proxy = _TYPE_DICT.__get__(cls)
         for inner in gc.get_referents(proxy):
             if type(inner) is dict:
                 return inner
@@ -316,7 +332,7 @@ def edge_label(referrer: Any, referent: object) -> str:
             if value is referent:
                 fields = None
                 if issubclass(rtp, tuple) and rtp is not tuple:
-                    fields = type.__dict__["__dict__"].__get__(rtp).get("_fields")
+                    fields = _TYPE_DICT.__get__(rtp).get("_fields")
                 if type(fields) is tuple and i < len(fields) and type(fields[i]) is str:
                     return f".{fields[i]}"
                 return f"[{i}]"

@@ -29,15 +29,12 @@ from typing import Any
 
 from leakscope._heap import object_type_name
 from leakscope._interpreter import preserved
-from leakscope._refgraph import label_chain
+from leakscope._refgraph import has_finalizer, label_chain, short_name
 
 __all__ = ["Cycle", "CycleReport", "find_cycles"]
 
 _CONTAINERS = frozenset({"dict", "list", "tuple", "set", "frozenset", "cell"})
 _RING_HOPS = 10  # hops shown before a long cycle is cut short
-_QUALNAME: Any = type.__dict__["__qualname__"]
-_MRO: Any = type.__dict__["__mro__"]
-_TYPE_DICT: Any = type.__dict__["__dict__"]
 
 
 @dataclass(frozen=True)
@@ -227,19 +224,12 @@ def _finalizer_refs() -> list[tuple[weakref.ref[Any], int, int]]:
         tp = type(obj)
         has = cache.get(tp)
         if has is None:
-            has = cache[tp] = _has_del(tp)
+            has = cache[tp] = has_finalizer(tp)
         if has:
             with contextlib.suppress(TypeError):
                 out.append((weakref.ref(obj), id(obj), id(tp)))
     del obj
     return out
-
-
-def _has_del(tp: type) -> bool:
-    try:
-        return any("__del__" in _TYPE_DICT.__get__(c) for c in _MRO.__get__(tp))
-    except Exception:
-        return False
 
 
 def _analyze(
@@ -349,17 +339,6 @@ def _strongly_connected(adjacency: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def _short(obj: object) -> str:
-    tp = type(obj)
-    try:
-        if issubclass(tp, type):
-            return f"class {_QUALNAME.__get__(obj)}"
-        name = _QUALNAME.__get__(tp).rpartition(".")[2]
-    except Exception:
-        return "?"
-    return name if isinstance(name, str) else "?"
-
-
 def _describe(
     comp: list[int], garbage: list[Any], adjacency: list[list[int]], has_del: dict[type, bool]
 ) -> Cycle:
@@ -371,7 +350,7 @@ def _describe(
         tp = type(garbage[i])
         flag = has_del.get(tp)
         if flag is None:
-            flag = has_del[tp] = _has_del(tp)
+            flag = has_del[tp] = has_finalizer(tp)
         finalizer = finalizer or flag
     # the shortest ring through a named member (not a bare container); for small
     # cycles every named member is tried and the first text in order wins, so that
@@ -434,9 +413,9 @@ def _walk(
     ring = _ring(chain, steps)
     if cut:
         shown = len(steps)
-        text += f" ... ({hops - shown:,} more references) ... -> {_short(chain[0])}"
+        text += f" ... ({hops - shown:,} more references) ... -> {short_name(chain[0])}"
         ring += ((object_type_name(chain[-1]), f"... {hops - shown:,} more"),)
-    chain_types = [(_short(o), object_type_name(o)) for o in chain]
+    chain_types = [(short_name(o), object_type_name(o)) for o in chain]
     chain.clear()
     return text, ring, chain_types, hops, cut
 
@@ -452,11 +431,11 @@ def _ring(chain: list[Any], steps: list[tuple[int, str]]) -> tuple[tuple[str, st
 
 def _ring_text(chain: list[Any], steps: list[tuple[int, str]], *, closed: bool = True) -> str:
     """``Node.parent -> Node.children[0] -> Node``: bare containers are not named."""
-    parts = [_short(chain[0])]
+    parts = [short_name(chain[0])]
     for n, (index, label) in enumerate(steps):
         parts.append(label)
         obj = chain[index]
         final = closed and n == len(steps) - 1
         if final or object_type_name(obj) not in _CONTAINERS:
-            parts.append(f" -> {_short(obj)}")
+            parts.append(f" -> {short_name(obj)}")
     return "".join(parts)
