@@ -8,12 +8,13 @@ user object after a function returns.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import sys
 import sysconfig
-from collections import Counter
 from collections.abc import Iterable
+from itertools import compress
 from typing import Any
 
 __all__ = ["PYTHON_VERSION", "census", "object_type_name", "rss_bytes", "safe_repr", "type_name"]
@@ -48,6 +49,23 @@ def object_type_name(obj: object) -> str:
     return type_name(type(obj))
 
 
+def _count_types(objects: Iterable[object]) -> dict[type, int]:
+    """``{type: count}`` at C speed, without ``Counter``'s ``isinstance(x, Mapping)`` check:
+    that check fills the ABC caches (sets of weakrefs) the first time it runs, which a
+    census taken afterwards would report as growth."""
+    counts: dict[type, int] = {}
+    _count_elements(counts, map(type, objects))
+    return counts
+
+
+def _count_elements_fallback(mapping: dict[Any, int], iterable: Iterable[Any]) -> None:
+    for item in iterable:
+        mapping[item] = mapping.get(item, 0) + 1
+
+
+_count_elements = getattr(collections, "_count_elements", _count_elements_fallback)
+
+
 def census(objects: Iterable[object]) -> dict[str, int]:
     """Count ``objects`` by qualified type name.
 
@@ -55,7 +73,7 @@ def census(objects: Iterable[object]) -> dict[str, int]:
     distinct type.  Distinct types that share a name (two classes ``app.Node``
     defined twice) are added together.
     """
-    by_type = Counter(map(type, objects))
+    by_type = _count_types(objects)
     counts: dict[str, int] = {}
     for tp, n in by_type.items():
         name = type_name(tp)
@@ -64,13 +82,70 @@ def census(objects: Iterable[object]) -> dict[str, int]:
     return counts
 
 
+def is_own_name(name: str) -> bool:
+    """True for ``leakscope`` and names inside it (its modules and their types)."""
+    return name == "leakscope" or name.startswith("leakscope.")
+
+
+# Containers that leakscope's own data objects build for themselves.
+_PLAIN_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+
+
+def _owned_containers(own: list[object], own_types: set[type]) -> dict[type, int]:
+    """The plain containers reachable from leakscope's objects through plain containers only.
+
+    leakscope's data objects (a snapshot's memory breakdown, a report's tuples) hold
+    dicts, lists and tuples of their own; they are leakscope's, not the user's, and
+    must not show up as growth.  The walk never enters a user object: it stops at
+    anything that is neither a plain container nor one of leakscope's own types.
+    """
+    seen = set(map(id, own))
+    stack = own
+    owned: dict[type, int] = {}
+    while stack:
+        for ref in gc.get_referents(stack.pop()):
+            tp = type(ref)
+            if id(ref) in seen:
+                continue
+            if tp in _PLAIN_CONTAINERS:
+                if not gc.is_tracked(ref):
+                    continue
+                owned[tp] = owned.get(tp, 0) + 1
+            elif tp not in own_types:
+                continue
+            seen.add(id(ref))
+            stack.append(ref)
+    return owned
+
+
 def tracked_census() -> tuple[dict[str, int], int]:
-    """Per-type counts of every object the cyclic collector tracks, and their total."""
+    """Per-type counts of every object the cyclic collector tracks, and their total.
+
+    leakscope's own objects are left out, and so are the plain containers that they
+    hold: taking snapshots or keeping reports never shows up as the user's growth.
+    Finding those objects costs one pass over the heap at C speed, and only when some
+    leakscope object is alive.
+    """
     objects = gc.get_objects()
     try:
-        return census(objects), len(objects)
+        by_type = _count_types(objects)
+        names = {tp: type_name(tp) for tp in by_type}
+        own_types = {tp for tp, name in names.items() if is_own_name(name)}
+        if own_types:
+            own = list(compress(objects, map(own_types.__contains__, map(type, objects))))
+            for tp, n in _owned_containers(own, own_types).items():
+                by_type[tp] -= n
+            del own
     finally:
         del objects
+    counts: dict[str, int] = {}
+    total = 0
+    for tp, n in by_type.items():
+        if tp in own_types or n <= 0:
+            continue
+        counts[names[tp]] = counts.get(names[tp], 0) + n
+        total += n
+    return counts, total
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -199,12 +199,38 @@ def test_snapshot_leaves_nothing_alive() -> None:
     assert out["blocks"] < 100  # not one block per snapshot
 
 
-def test_leakscope_objects_are_not_counted() -> None:
+def test_leakscope_objects_and_what_they_hold_are_not_counted() -> None:
+    # A snapshot holds a memory breakdown with dicts, lists and tuples of its own:
+    # keeping snapshots and growths alive must not show up as the user's growth.
+    out = run_python_json(
+        """
+        import json, leakscope
+        leakscope.snapshot(); leakscope.snapshot()   # warm-up
+        before = leakscope.snapshot()
+        kept = [leakscope.snapshot() for _ in range(3)]
+        growths = [kept[1] - kept[0] for _ in range(3)]
+        growth = leakscope.snapshot() - before
+        print(json.dumps({d.name: d.delta for d in growth.types}))
+        """
+    )
+    assert out == {"list": 2}  # the user's two lists, and nothing else
+
+
+def test_memory_breakdown_is_carried_and_diffed(tmp_path: Path) -> None:
     before = snapshot()
-    kept = [snapshot() for _ in range(3)]
-    growth = snapshot() - before
-    assert not [d for d in growth.types if d.name.startswith("leakscope.")]
-    assert len(kept) == 3
+    after = snapshot()
+    assert before.memory is not None and snapshot(memory=False).memory is None
+    growth = after - before
+    assert growth.memory is not None
+    assert growth.memory.kind in {"none", "python_objects", "allocator_retention", "native"}
+    assert "Memory growth" in str(growth)
+    path = tmp_path / "snap.json"
+    after.save(path)
+    assert Snapshot.load(path).memory == after.memory
+    data = after.to_dict()
+    data["memory"] = {"format": "garbage"}
+    with pytest.raises(SnapshotError, match="memory breakdown"):
+        Snapshot.from_dict(data)
 
 
 class _Hostile:
