@@ -15,21 +15,53 @@ What leaks, where it was allocated and what keeps it alive::
 
 from __future__ import annotations
 
+from leakscope.cycles import Cycle, CycleReport, find_cycles
 from leakscope.errors import LeakError, LeakscopeError, MissingDependencyError, SnapshotError
+from leakscope.gcmonitor import Advice, GCMonitor, GCReport, gc_advice, gc_monitor
+from leakscope.memory import MemoryBreakdown, MemoryGrowth, memory_breakdown
+from leakscope.retention import (
+    CollectionWatch,
+    Retention,
+    RetentionPath,
+    Size,
+    assert_collected,
+    expect_collected,
+    sizeof,
+    why_alive,
+)
 from leakscope.snapshot import Delta, Growth, Snapshot, Tracker, snapshot, track
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Advice",
+    "CollectionWatch",
+    "Cycle",
+    "CycleReport",
     "Delta",
+    "GCMonitor",
+    "GCReport",
     "Growth",
     "LeakError",
     "LeakscopeError",
+    "MemoryBreakdown",
+    "MemoryGrowth",
     "MissingDependencyError",
+    "Retention",
+    "RetentionPath",
+    "Size",
     "Snapshot",
     "SnapshotError",
     "Tracker",
     "__version__",
+    "assert_collected",
+    "expect_collected",
+    "find_cycles",
+    "gc_advice",
+    "gc_monitor",
+    "memory_breakdown",
+    "sizeof",
     "snapshot",
     "track",
+    "why_alive",
 ]
