@@ -46,11 +46,11 @@ from leakscope.verdict import (
     LeakReport,
     PerCall,
     Run,
-    _Assessment,
     _assess,
+    _Assessment,
     _call_name,
-    _census,
     _Census,
+    _census,
     _changes,
     _Measured,
     run_check,
@@ -77,6 +77,8 @@ class _Ref(weakref.ref):  # type: ignore[type-arg]
     """leakscope's own weak reference: excluded from the census by its module name."""
 
     __slots__ = ("name", "sample")
+    name: str
+    sample: int
 
 
 # -- @no_leaks ----------------------------------------------------------------------------

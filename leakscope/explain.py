@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from leakscope._interpreter import InterpreterState
     from leakscope.verdict import _Assessment, _Measured
 
-__all__ = ["explain", "format_report", "format_container"]
+__all__ = ["explain", "format_container", "format_report"]
 
 _NFRAME = 12
 _SAMPLES_PER_TYPE = 40
@@ -59,8 +59,8 @@ _TRACE_SLOWDOWN = 15.0
 
 _TYPE_DICT = type.__dict__["__dict__"]
 _TYPE_MRO = type.__dict__["__mro__"]
-_MODULE_DICT = types.ModuleType.__dict__["__dict__"]
-_FUNC_DEFAULTS = types.FunctionType.__dict__["__defaults__"]
+_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
+_FUNC_DEFAULTS: Any = types.FunctionType.__dict__["__defaults__"]
 
 # Types that usually come along with another leak rather than being the leak.
 _COMPANIONS = frozenset(
@@ -194,8 +194,10 @@ def _resolve_container(key: str) -> object | None:
             cls = namespace.get(cls_name)
             if not issubclass(type(cls), type):
                 return None
-            return _TYPE_DICT.__get__(cls).get(attr)
-        return namespace.get(rest)
+            value: object = _TYPE_DICT.__get__(cls).get(attr)
+            return value
+        found: object = namespace.get(rest)
+        return found
     except Exception:
         return None
 
@@ -266,7 +268,7 @@ def _find_paths() -> Callable[..., Any] | None:
         from leakscope._refgraph import find_paths
     except Exception:
         return None
-    return find_paths  # type: ignore[no-any-return]
+    return find_paths
 
 
 def explain(
@@ -346,9 +348,9 @@ def explain(
         objects = gc.get_objects()
         own = {id(objects), id(garbage)}
         for o in objects:
-            name = names.get(type(o))
-            if name is not None and id(o) not in before and id(o) not in own:
-                slot = by_type[name]
+            found = names.get(type(o))
+            if found is not None and id(o) not in before and id(o) not in own:
+                slot = by_type[found]
                 if len(slot) < _SAMPLES_PER_TYPE:
                     slot.append(len(pool))
                     pool.append(o)
@@ -451,8 +453,8 @@ def _collect_paths(
     if len(pending) > 1:
         rest = sorted(pending, key=lambda n: (n in _COMPANIONS, -findings[n].rate))
         groups.extend([name] for name in rest[:_PATH_SEARCHES])
-    for group in groups:
-        group = [name for name in group if not findings[name].paths]
+    for candidates in groups:
+        group = [name for name in candidates if not findings[name].paths]
         if not group:
             continue
         targets = [pool[i] for name in group for i in by_type[name][:_PATH_SAMPLES_PER_TYPE]]
@@ -535,7 +537,7 @@ def _growth_sites(
 # -- culprits -----------------------------------------------------------------------------
 
 
-def _build_culprits(
+def _build_culprits(  # noqa: PLR0917 - one private caller per argument set
     assessment: _Assessment,
     findings: dict[str, _TypeFindings],
     container_elements: dict[str, Counter[str]],

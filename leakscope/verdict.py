@@ -24,6 +24,7 @@ calls (or the time budget is spent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import inspect
@@ -324,10 +325,8 @@ def _extra_registries(lengths: dict[str, int], kinds: dict[str, str]) -> None:
     atexit = sys.modules.get("atexit")
     count = getattr(atexit, "_ncallbacks", None)
     if callable(count):
-        try:
+        with contextlib.suppress(Exception):
             lengths[ATEXIT_KEY], kinds[ATEXIT_KEY] = int(count()), "atexit registry"
-        except Exception:
-            pass
     logging = sys.modules.get("logging")
     logger_class = getattr(logging, "Logger", None) if logging is not None else None
     manager = getattr(logger_class, "manager", None) if isinstance(logger_class, type) else None
@@ -566,7 +565,7 @@ def _warm_up(runner: _Runner, warmup: int | None, deadline: float | None) -> tup
     durations: list[float] = []
     start = time.perf_counter()
     while True:
-        done, seconds = runner.run(1, "warm-up", None)
+        _, seconds = runner.run(1, "warm-up", None)
         durations.append(seconds)
         n = len(durations)
         if warmup is not None:

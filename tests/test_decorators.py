@@ -20,6 +20,7 @@ def _python(code: str, **env_extra: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
         env=env,

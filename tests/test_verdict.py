@@ -28,6 +28,7 @@ def _scenario(name: str) -> dict:
     proc = subprocess.run(
         [sys.executable, str(SCENARIOS / "_run.py"), name],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
         env=_env(),
@@ -41,6 +42,7 @@ def _python(code: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
         env=_env(),

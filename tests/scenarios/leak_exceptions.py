@@ -13,7 +13,7 @@ class JobError(Exception):
 
 def _work(payload):
     buffer = [payload] * 10
-    raise JobError("job failed")
+    raise JobError(f"job failed with {len(buffer)} items")
 
 
 def run():

@@ -11,7 +11,7 @@ class Report:
     def __init__(self, values):
         self.values = values
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - the leak under test
+    @functools.cache  # noqa: B019 - the leak under test
     def total(self):
         return sum(self.values)
 
