@@ -4,7 +4,7 @@ import ctypes
 
 EXPECT = "leak"
 TYPES = ()
-HOLDER = ""
+HOLDER = "reference-count leak in C code"
 
 _incref = ctypes.pythonapi.Py_IncRef
 _incref.argtypes = [ctypes.py_object]
