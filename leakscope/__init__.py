@@ -16,6 +16,7 @@ What leaks, where it was allocated and what keeps it alive::
 from __future__ import annotations
 
 from leakscope.cycles import Cycle, CycleReport, find_cycles
+from leakscope.decorators import no_leaks, watch
 from leakscope.errors import LeakError, LeakscopeError, MissingDependencyError, SnapshotError
 from leakscope.gcmonitor import Advice, GCMonitor, GCReport, gc_advice, gc_monitor
 from leakscope.memory import MemoryBreakdown, MemoryGrowth, memory_breakdown
@@ -30,38 +31,47 @@ from leakscope.retention import (
     why_alive,
 )
 from leakscope.snapshot import Delta, Growth, Snapshot, Tracker, snapshot, track
+from leakscope.verdict import Culprit, Holder, LeakReport, PerCall, Run, check
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Advice",
     "CollectionWatch",
+    "Culprit",
     "Cycle",
     "CycleReport",
     "Delta",
     "GCMonitor",
     "GCReport",
     "Growth",
+    "Holder",
     "LeakError",
+    "LeakReport",
     "LeakscopeError",
     "MemoryBreakdown",
     "MemoryGrowth",
     "MissingDependencyError",
+    "PerCall",
     "Retention",
     "RetentionPath",
+    "Run",
     "Size",
     "Snapshot",
     "SnapshotError",
     "Tracker",
     "__version__",
     "assert_collected",
+    "check",
     "expect_collected",
     "find_cycles",
     "gc_advice",
     "gc_monitor",
     "memory_breakdown",
+    "no_leaks",
     "sizeof",
     "snapshot",
     "track",
+    "watch",
     "why_alive",
 ]
