@@ -470,6 +470,10 @@ class _Rewind:
             owner.clear()
         if self.recwarn is not None:
             self.recwarn.clear()
+        # Forget which warnings were already shown ("default" action): each run warns afresh.
+        mutated = getattr(warnings, "_filters_mutated", None)
+        if callable(mutated):
+            mutated()
         if self.marks is not None:
             mp = self.monkeypatch
             n_attr, n_item = self.marks
@@ -579,7 +583,8 @@ class _Verdicts:
             )
             if verbose:
                 for v in errors:
-                    terminalreporter.write_line(f"  {v['nodeid']}: {v.get('reason', '')}")
+                    reason = str(v.get("reason", "")).splitlines()
+                    terminalreporter.write_line(f"  {v['nodeid']}: {reason[0] if reason else ''}")
         if self.settings.report_path is not None and not _is_worker(self.config):
             terminalreporter.write_line(
                 f"leakscope: verdicts written to {self.settings.report_path}"
