@@ -589,7 +589,7 @@ class Growth:
         lines.extend(_table("module/class container", self.containers, limit, length=True))
         if not self.types and not self.containers:
             lines.append("No type count or container length changed.")
-        if self.memory is not None:
+        if self.memory is not None and self.memory.kind != "none":
             lines.extend(["", str(self.memory)])
         return "\n".join(lines)
 
