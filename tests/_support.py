@@ -13,14 +13,22 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_python(code: str, *, python: str = sys.executable, timeout: float = 120.0) -> str:
+def run_python(
+    code: str,
+    *,
+    python: str = sys.executable,
+    timeout: float = 120.0,
+    env_extra: dict[str, str] | None = None,
+) -> str:
     """Run ``code`` in a fresh interpreter that can import leakscope; return its stdout.
 
-    The test fails with the child's stderr when it exits non-zero.
+    ``env_extra`` adds environment variables.  The test fails with the child's stderr
+    when it exits non-zero.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.pop("LEAKSCOPE_SAMPLE", None)
+    env.update(env_extra or {})
     proc = subprocess.run(
         [python, "-c", textwrap.dedent(code)],
         check=False,

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from _support import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _python(code: str, **env_extra: str) -> str:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    env.update(env_extra)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return run_python(code, env_extra=env_extra)
 
 
 def test_no_leaks_plain_method_async_and_errors() -> None:

@@ -6,10 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from _support import run_python
 
 from leakscope.verdict import Culprit, Holder, LeakReport, PerCall, Run
 
@@ -36,20 +36,6 @@ def _scenario(name: str) -> dict:
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def _python(code: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=120,
-        env=_env(),
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def test_corpus_covers_every_kind() -> None:
@@ -107,7 +93,7 @@ def test_explanations_name_holder_site_and_notes() -> None:
 
 
 def test_one_object_per_call_is_caught_and_plateaus_are_not() -> None:
-    out = _python(
+    out = run_python(
         """
         import functools, itertools
         from leakscope.verdict import check
@@ -128,7 +114,7 @@ def test_one_object_per_call_is_caught_and_plateaus_are_not() -> None:
 
 
 def test_values_hidden_unless_asked() -> None:
-    out = _python(
+    out = run_python(
         """
         import itertools
         from leakscope.verdict import check
@@ -147,7 +133,7 @@ def test_values_hidden_unless_asked() -> None:
 
 
 def test_error_is_reported_and_state_restored() -> None:
-    out = _python(
+    out = run_python(
         """
         import gc, tracemalloc, warnings
         from leakscope.errors import LeakscopeError
@@ -176,7 +162,7 @@ def test_error_is_reported_and_state_restored() -> None:
 
 
 def test_no_reference_to_user_objects_after_check() -> None:
-    out = _python(
+    out = run_python(
         """
         import gc, weakref
         from leakscope.verdict import check
@@ -195,7 +181,7 @@ def test_no_reference_to_user_objects_after_check() -> None:
 
 
 def test_async_functions_and_running_loop() -> None:
-    out = _python(
+    out = run_python(
         """
         import asyncio
         from leakscope.verdict import check
@@ -218,7 +204,7 @@ def test_async_functions_and_running_loop() -> None:
 
 
 def test_timeout_and_explicit_runs() -> None:
-    out = _python(
+    out = run_python(
         """
         import time
         from leakscope.verdict import check
