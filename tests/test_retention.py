@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 import types
@@ -330,6 +331,17 @@ def test_to_dot_and_render_without_dot(
     with pytest.raises(LeakscopeError, match="Graphviz 'dot' binary"):
         r.render(tmp_path / "alive.svg")
     assert (tmp_path / "alive.dot").read_text() == dot
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+def test_render_svg_with_dot(app: types.ModuleType, tmp_path: Path) -> None:
+    app.cache = {"k": User()}
+    r = why_alive(app.cache["k"])
+    out = r.render(tmp_path / "alive.svg")
+    assert out == tmp_path / "alive.svg"
+    svg = out.read_text()
+    assert svg.lstrip().startswith(("<?xml", "<svg")) and "</svg>" in svg
+    assert "retention_app" in svg
 
 
 def test_bad_arguments() -> None:
