@@ -13,7 +13,7 @@ import gc
 import os
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import compress
 from typing import Any
 
@@ -91,7 +91,9 @@ def is_own_name(name: str) -> bool:
 _PLAIN_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 
 
-def _owned_containers(own: list[object], own_types: set[type]) -> dict[type, int]:
+def _owned_containers(
+    own: list[object], own_types: set[type]
+) -> tuple[dict[type, int], dict[type, int]]:
     """The plain containers reachable from leakscope's objects through plain containers only.
 
     leakscope's data objects (a snapshot's memory breakdown, a report's tuples) hold
@@ -102,6 +104,9 @@ def _owned_containers(own: list[object], own_types: set[type]) -> dict[type, int
     seen = set(map(id, own))
     stack = own
     owned: dict[type, int] = {}
+    visited: dict[type, int] = {}  # leakscope objects reached, roots included
+    for obj in own:
+        visited[type(obj)] = visited.get(type(obj), 0) + 1
     while stack:
         for ref in gc.get_referents(stack.pop()):
             tp = type(ref)
@@ -111,20 +116,23 @@ def _owned_containers(own: list[object], own_types: set[type]) -> dict[type, int
                 if not gc.is_tracked(ref):
                     continue
                 owned[tp] = owned.get(tp, 0) + 1
-            elif tp not in own_types:
+            elif tp in own_types:
+                visited[tp] = visited.get(tp, 0) + 1
+            else:
                 continue
             seen.add(id(ref))
             stack.append(ref)
-    return owned
+    return owned, visited
 
 
-def tracked_census() -> tuple[dict[str, int], int]:
+def tracked_census(known_own: Sequence[object] = ()) -> tuple[dict[str, int], int]:
     """Per-type counts of every object the cyclic collector tracks, and their total.
 
     leakscope's own objects are left out, and so are the plain containers that they
     hold: taking snapshots or keeping reports never shows up as the user's growth.
     Finding those objects costs one pass over the heap at C speed, and only when some
-    leakscope object is alive.
+    leakscope object is alive that ``known_own`` (objects the caller holds) does not
+    account for.
     """
     objects = gc.get_objects()
     try:
@@ -132,10 +140,13 @@ def tracked_census() -> tuple[dict[str, int], int]:
         names = {tp: type_name(tp) for tp in by_type}
         own_types = {tp for tp, name in names.items() if is_own_name(name)}
         if own_types:
-            own = list(compress(objects, map(own_types.__contains__, map(type, objects))))
-            for tp, n in _owned_containers(own, own_types).items():
+            owned, visited = _owned_containers(list(known_own), own_types)
+            if any(visited.get(tp, 0) != by_type[tp] for tp in own_types):
+                own = list(compress(objects, map(own_types.__contains__, map(type, objects))))
+                owned, _ = _owned_containers(own, own_types)
+                del own
+            for tp, n in owned.items():
                 by_type[tp] -= n
-            del own
     finally:
         del objects
     counts: dict[str, int] = {}

@@ -361,7 +361,7 @@ def _take(*, collect: bool, memory: bool = True) -> Snapshot:
     collected = gc.collect() if collect else None
     # Read the allocators before the census, whose temporary list would show in them.
     breakdown = memory_breakdown() if memory else None
-    counts, total = tracked_census()
+    counts, total = tracked_census(known_own=() if breakdown is None else (breakdown,))
     lengths, kinds = _root_containers()
     traced, traced_peak = (
         tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (None, None)
