@@ -73,13 +73,22 @@ def census(objects: Iterable[object]) -> dict[str, int]:
     distinct type.  Distinct types that share a name (two classes ``app.Node``
     defined twice) are added together.
     """
-    by_type = _count_types(objects)
+    return _by_name(_count_types(objects))[0]
+
+
+def _by_name(
+    by_type: dict[type, int], names: dict[type, str] | None = None, skip: set[type] | None = None
+) -> tuple[dict[str, int], int]:
+    """Counts per type name (types sharing a name added together) and their total."""
     counts: dict[str, int] = {}
+    total = 0
     for tp, n in by_type.items():
-        name = type_name(tp)
+        if n <= 0 or (skip and tp in skip):
+            continue
+        name = names[tp] if names else type_name(tp)
         counts[name] = counts.get(name, 0) + n
-    del by_type
-    return counts
+        total += n
+    return counts, total
 
 
 def is_own_name(name: str) -> bool:
@@ -149,14 +158,7 @@ def tracked_census(known_own: Sequence[object] = ()) -> tuple[dict[str, int], in
                 by_type[tp] -= n
     finally:
         del objects
-    counts: dict[str, int] = {}
-    total = 0
-    for tp, n in by_type.items():
-        if tp in own_types or n <= 0:
-            continue
-        counts[names[tp]] = counts.get(names[tp], 0) + n
-        total += n
-    return counts, total
+    return _by_name(by_type, names, own_types)
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
