@@ -60,9 +60,6 @@ _TYPE_MODULE: Any = vars(type)["__module__"]
 _FUNC_DEFAULTS: Any = vars(types.FunctionType)["__defaults__"]
 
 
-_is_own = is_own_name
-
-
 def _container(value: object) -> tuple[str, int] | None:
     """(type name, length) when ``value`` is a container we measure; never calls user code."""
     tp = type(value)
@@ -95,7 +92,7 @@ def _root_containers() -> tuple[dict[str, int], dict[str, str]]:
     for modname, module in list(sys.modules.items()):
         if len(lengths) >= _MAX_CONTAINERS:
             break
-        if not isinstance(modname, str) or _is_own(modname):
+        if not isinstance(modname, str) or is_own_name(modname):
             continue
         if not issubclass(type(module), types.ModuleType):
             continue
@@ -106,12 +103,15 @@ def _root_containers() -> tuple[dict[str, int], dict[str, str]]:
         if not isinstance(namespace, dict):
             continue
         prefix = modname + ":"
-        _scan_namespace(prefix, namespace, lengths, kinds)
         for name, value in list(namespace.items()):
             if not isinstance(name, str):
                 continue
             tp = type(value)
-            if issubclass(tp, type):
+            dunder = name.startswith("__") and name.endswith("__")
+            found = None if dunder else _container(value)
+            if found is not None:
+                kinds[prefix + name], lengths[prefix + name] = found
+            elif issubclass(tp, type):
                 if _TYPE_MODULE.__get__(value) == modname:
                     _scan_namespace(f"{prefix}{name}.", _TYPE_DICT.__get__(value), lengths, kinds)
             elif tp is types.FunctionType:

@@ -39,7 +39,7 @@ from typing import Any
 from leakscope._heap import object_type_name, rss_bytes, tracked_census
 from leakscope._interpreter import InterpreterState, preserved
 from leakscope.errors import LeakError, LeakscopeError
-from leakscope.snapshot import _is_own, _root_containers
+from leakscope.snapshot import _root_containers
 
 __all__ = ["Culprit", "LeakReport", "PerCall", "Run", "check"]
 
@@ -337,8 +337,6 @@ def _extra_registries(lengths: dict[str, int], kinds: dict[str, str]) -> None:
 
 def _census() -> _Census:
     counts, total = tracked_census()
-    for name in [name for name in counts if _is_own(name)]:
-        total -= counts.pop(name)
     lengths, kinds = _root_containers()
     _extra_registries(lengths, kinds)
     return _Census(counts, lengths, kinds, total)
