@@ -3,8 +3,10 @@
     python benchmarks/run.py [--quick] [--output results.md] [NAME ...]
 
 Each benchmark module in this folder exposes ``run(quick: bool) -> list[dict]`` with rows
-``{benchmark, leakscope_s, other, other_s, ratio, note}``; ``ratio`` is the other tool's
-time over leakscope's (above 1: leakscope is faster).  Every module runs in a fresh
+``{benchmark, leakscope_s, other, other_s, ratio, note}``.  The table's ratio column is
+derived here, the same way for every row, as the other time over leakscope's (above 1:
+leakscope is faster); the modules' own ``ratio`` fields read in either direction, as
+suits each script's own printout.  Every module runs in a fresh
 interpreter, so one benchmark's heap never distorts another's figures.
 """
 
@@ -77,11 +79,13 @@ def _seconds(value: float | None) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
     lines = [
-        "| benchmark | leakscope | compared with | their time | ratio | note |",
+        "| benchmark | leakscope | compared with | their time | their time / ours | note |",
         "|---|---:|---|---:|---:|---|",
     ]
     for row in rows:
-        ratio = "-" if row.get("ratio") is None else f"{row['ratio']:.2f}x"
+        ours, theirs = row.get("leakscope_s"), row.get("other_s")
+        usable = ours is not None and theirs is not None and not math.isnan(ours) and ours > 0
+        ratio = f"{theirs / ours:.2f}x" if usable else "-"
         cells = [
             str(row.get("benchmark", "")),
             _seconds(row.get("leakscope_s")),
