@@ -31,6 +31,7 @@ import tracemalloc
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from leakscope._format import format_bytes, format_bytes_delta
@@ -60,6 +61,45 @@ _TYPE_MODULE: Any = vars(type)["__module__"]
 _FUNC_DEFAULTS: Any = vars(types.FunctionType)["__defaults__"]
 
 
+# Classification of a namespace value's type: what the container scan does with it.
+_SKIP, _CONTAINER, _CLASS, _FUNCTION = 0, 1, 2, 3
+# Exact types seen in nearly every namespace, classified without an issubclass() walk.
+_KNOWN_KINDS: dict[type, int] = {
+    **dict.fromkeys(_CONTAINER_BASES, _CONTAINER),
+    type: _CLASS,
+    types.FunctionType: _FUNCTION,
+    **dict.fromkeys(
+        (
+            str,
+            bytes,
+            int,
+            float,
+            bool,
+            complex,
+            tuple,
+            type(None),
+            types.ModuleType,
+            types.BuiltinFunctionType,
+            types.MethodDescriptorType,
+            types.WrapperDescriptorType,
+            types.GetSetDescriptorType,
+            types.MemberDescriptorType,
+            types.MethodType,
+            property,
+            staticmethod,
+            classmethod,
+        ),
+        _SKIP,
+    ),
+}
+
+
+def _kind(tp: type) -> int:
+    if issubclass(tp, _CONTAINER_BASES):
+        return _CONTAINER
+    return _CLASS if issubclass(tp, type) else _SKIP
+
+
 def _container(value: object) -> tuple[str, int] | None:
     """(type name, length) when ``value`` is a container we measure; never calls user code."""
     tp = type(value)
@@ -69,15 +109,46 @@ def _container(value: object) -> tuple[str, int] | None:
     return None
 
 
-def _scan_namespace(
-    prefix: str, namespace: Mapping[str, Any], out: dict[str, int], kinds: dict[str, str]
-) -> None:
-    for name, value in list(namespace.items()):
-        if not isinstance(name, str) or (name.startswith("__") and name.endswith("__")):
-            continue
-        found = _container(value)
-        if found is not None:
-            kinds[prefix + name], out[prefix + name] = found
+def _wanted(
+    namespace: Mapping[str, Any], kinds: dict[type, int], skip: set[type], want: set[int]
+) -> list[Any]:
+    """The ``(name, value)`` items of ``namespace`` whose type's kind is in ``want``.
+
+    ``kinds`` and ``skip`` (the types known to be unwanted) live for one scan, so that
+    no type is kept alive afterwards.  Types are classified once each and items are
+    filtered at C speed, which matters because a process holds tens of thousands of
+    namespace values of which only a few are wanted.
+    """
+    pending = set(map(type, namespace.values()))
+    pending.difference_update(skip)
+    if not pending:
+        return []
+    keep = set()
+    for tp in pending:
+        kind = kinds.get(tp)
+        if kind is None:
+            kind = kinds[tp] = _kind(tp)
+        if kind in want:
+            keep.add(tp)
+        else:
+            skip.add(tp)
+    if not keep:
+        return []
+    return list(compress(namespace.items(), map(keep.__contains__, map(type, namespace.values()))))
+
+
+def _dunder(name: object) -> bool:
+    return not isinstance(name, str) or (name.startswith("__") and name.endswith("__"))
+
+
+def _record(key: str, value: object, lengths: dict[str, int], names: dict[str, str]) -> None:
+    found = _container(value)
+    if found is not None:
+        names[key], lengths[key] = found
+
+
+_ALL_KINDS = {_CONTAINER, _CLASS, _FUNCTION}
+_CONTAINERS_ONLY = {_CONTAINER}
 
 
 def _root_containers() -> tuple[dict[str, int], dict[str, str]]:
@@ -88,7 +159,10 @@ def _root_containers() -> tuple[dict[str, int], dict[str, str]]:
     strings or numbers that the collector does not track.
     """
     lengths: dict[str, int] = {}
-    kinds: dict[str, str] = {}
+    names: dict[str, str] = {}
+    kinds: dict[type, int] = dict(_KNOWN_KINDS)
+    module_skip = {tp for tp, kind in _KNOWN_KINDS.items() if kind == _SKIP}
+    class_skip = {tp for tp, kind in _KNOWN_KINDS.items() if kind != _CONTAINER}
     for modname, module in list(sys.modules.items()):
         if len(lengths) >= _MAX_CONTAINERS:
             break
@@ -103,25 +177,27 @@ def _root_containers() -> tuple[dict[str, int], dict[str, str]]:
         if not isinstance(namespace, dict):
             continue
         prefix = modname + ":"
-        for name, value in list(namespace.items()):
-            if not isinstance(name, str):
-                continue
-            tp = type(value)
-            dunder = name.startswith("__") and name.endswith("__")
-            found = None if dunder else _container(value)
-            if found is not None:
-                kinds[prefix + name], lengths[prefix + name] = found
-            elif issubclass(tp, type):
+        for name, value in _wanted(namespace, kinds, module_skip, _ALL_KINDS):
+            kind = kinds[type(value)]
+            if kind == _CONTAINER:
+                if not _dunder(name):
+                    _record(prefix + name, value, lengths, names)
+            elif kind == _CLASS:
                 if _TYPE_MODULE.__get__(value) == modname:
-                    _scan_namespace(f"{prefix}{name}.", _TYPE_DICT.__get__(value), lengths, kinds)
-            elif tp is types.FunctionType:
+                    class_prefix = f"{prefix}{name}."
+                    members = _wanted(
+                        _TYPE_DICT.__get__(value), kinds, class_skip, _CONTAINERS_ONLY
+                    )
+                    for attr, member in members:
+                        if not _dunder(attr):
+                            _record(class_prefix + attr, member, lengths, names)
+            else:
                 defaults = _FUNC_DEFAULTS.__get__(value)
-                for i, default in enumerate(defaults or ()):
-                    found = _container(default)
-                    if found is not None:
-                        key = f"{prefix}{name}.__defaults__[{i}]"
-                        kinds[key], lengths[key] = found
-    return lengths, kinds
+                if defaults:
+                    for i, default in enumerate(defaults):
+                        if kinds.get(type(default)) != _SKIP:
+                            _record(f"{prefix}{name}.__defaults__[{i}]", default, lengths, names)
+    return lengths, names
 
 
 def _gc_stats() -> dict[str, int]:
