@@ -424,16 +424,35 @@ def _parse(data: object) -> Snapshot:
     )
 
 
-_memory_warmed = False
+_warmed: set[str] = set()
+
+
+def _warm_up(*, collect: bool, memory: bool) -> None:
+    """Prepare the process for its first snapshot (once per reader).
+
+    First calls create objects of their own (the allocator reader imports ctypes
+    helpers; the census and the container scan build tuples of constants), and the
+    collector untracks a tuple of constants only once the tuples inside it are
+    untracked, one nesting level per collection.  Reading once and collecting once
+    beforehand keeps such objects out of the first snapshot, so that the second one
+    does not report them gone.
+    """
+    fresh = False
+    if "census" not in _warmed:
+        tracked_census()
+        _root_containers()
+        _warmed.add("census")
+        fresh = True
+    if memory and "memory" not in _warmed:
+        memory_breakdown()
+        _warmed.add("memory")
+        fresh = True
+    if fresh and collect:
+        gc.collect()
 
 
 def _take(*, collect: bool, memory: bool = True) -> Snapshot:
-    global _memory_warmed
-    if memory and not _memory_warmed:
-        # Its first call imports ctypes helpers: done before collecting, so that the
-        # collector has untracked their constants before the census counts them.
-        memory_breakdown()
-        _memory_warmed = True
+    _warm_up(collect=collect, memory=memory)
     collected = gc.collect() if collect else None
     # Read the allocators before the census, whose temporary list would show in them.
     breakdown = memory_breakdown() if memory else None

@@ -175,6 +175,22 @@ def test_collect_false_shows_cyclic_garbage_and_collect_reports_it() -> None:
 
 
 @pytest.mark.version_sensitive
+@pytest.mark.parametrize("memory", [False, True])
+def test_first_snapshots_of_a_process_show_no_change(memory: bool) -> None:
+    # No warm-up here: the first snapshot's own first-call objects must not show as a
+    # change between the first and the second snapshot.
+    out = run_python_json(
+        f"""
+        import json, leakscope
+        first = leakscope.snapshot(memory={memory})
+        second = leakscope.snapshot(memory={memory})
+        print(json.dumps({{d.name: d.delta for d in (second - first).top(20)}}))
+        """
+    )
+    assert out == {}
+
+
+@pytest.mark.version_sensitive
 def test_snapshot_leaves_nothing_alive() -> None:
     out = run_python_json(
         """
