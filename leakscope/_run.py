@@ -1,0 +1,454 @@
+"""The program runner behind ``leakscope run``: run a script under observation.
+
+The program runs in this interpreter, as ``python script.py`` or ``python -m module``
+would run it (``__main__`` semantics, ``sys.argv`` and ``sys.path[0]`` set).  A
+snapshot is taken at the start, one every ``interval`` seconds from a daemon thread,
+and one at exit; the result is the run data of contract D (see :func:`run_program`).
+
+How the verdict stays honest:
+
+- the start and exit snapshots run a full collection first, so the growth over the
+  run counts only objects that are really reachable;
+- the snapshots in between do not collect (a collection from another thread would
+  change the program's own behaviour and run its finalizers on our thread); they
+  feed the timeline and the trend;
+- a culprit is a type or container that grew in each of the last intervals at a
+  steady rate (the rule :func:`leakscope.check` applies to its runs) *and* is larger
+  at exit, after the final collection, than at the start.  Start-up imports and
+  caches that fill up and stop are one-off growth, not leaks;
+- a run with fewer than ``_MIN_INTERVALS`` intervals gets no culprit at all: its
+  verdict is ``growth`` when memory grew past the thresholds below, else ``clean``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.machinery
+import importlib.util
+import io
+import itertools
+import os
+import sys
+import threading
+import traceback
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from leakscope._format import format_bytes, format_bytes_delta
+from leakscope.cycles import CycleReport, find_cycles
+from leakscope.snapshot import Growth, Snapshot, snapshot
+from leakscope.verdict import Culprit, Run, _assess, _changes, _Measured
+
+__all__ = ["FORMAT", "RunError", "format_run", "run_program"]
+
+FORMAT = "leakscope.run"
+VERSION = 1
+
+_MIN_INTERVALS = 5  # intervals before any culprit is named
+_TOP_TYPES = 8  # types followed in the timeline
+# "growth" verdict thresholds over the whole run (start-up imports stay below them).
+_GROWTH_OBJECTS = 20_000
+_GROWTH_BLOCKS = 100_000
+_GROWTH_RSS = 32 << 20
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class RunError(Exception):
+    """The program could not be started (no such file, no such module): a usage error."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """One timeline snapshot, reduced to what the run keeps (leakscope-owned: not counted)."""
+
+    time: float
+    rss: int | None
+    blocks: int
+    objects: int
+    traced: int | None
+    types: dict[str, int]
+    containers: dict[str, int]
+
+
+def _point(snap: Snapshot, started: float) -> _Point:
+    return _Point(
+        time=max(0.0, snap.time - started),
+        rss=snap.rss,
+        blocks=snap.blocks,
+        objects=snap.objects,
+        traced=snap.traced,
+        types=dict(snap.types),
+        containers=dict(snap.containers),
+    )
+
+
+@dataclass
+class _Sampler:
+    """Takes a snapshot every ``interval`` seconds on a daemon thread."""
+
+    interval: float
+    started: float
+    progress: TextIO | None
+    points: list[_Point] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name="leakscope-run", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                snap = snapshot(collect=False, memory=False)
+            except Exception:  # the program mutated the heap mid-scan: skip
+                continue
+            point = _point(snap, self.started)
+            del snap
+            with self.lock:
+                if self.stop.is_set():
+                    return
+                self.points.append(point)
+            self._show(point)
+
+    def _show(self, point: _Point) -> None:
+        if self.progress is None:
+            return
+        with contextlib.suppress(Exception):
+            self.progress.write(
+                f"\r\x1b[K[leakscope] {point.time:7.1f} s  RSS {format_bytes(point.rss):>10}"
+                f"  {point.objects:>12,} objects"
+            )
+            self.progress.flush()
+
+    def finish(self) -> list[_Point]:
+        with self.lock:
+            self.stop.set()
+            points = list(self.points)
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
+        if self.progress is not None:
+            with contextlib.suppress(Exception):
+                self.progress.write("\r\x1b[K")
+                self.progress.flush()
+        return points
+
+
+# -- running the program ------------------------------------------------------------------
+
+
+def _script_code(path: str) -> tuple[types.CodeType, dict[str, Any]]:
+    if not os.path.isfile(path):
+        raise RunError(f"no such script: {path}")
+    try:
+        with io.open_code(path) as f:
+            source = f.read()
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
+    code = compile(source, path, "exec", dont_inherit=True)
+    return code, {"__file__": path, "__spec__": None, "__package__": None}
+
+
+def _module_code(name: str) -> tuple[types.CodeType, dict[str, Any]]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise RunError(f"cannot find module {name!r}: {exc}") from None
+    if spec is None:
+        raise RunError(f"no module named {name!r}")
+    if spec.submodule_search_locations is not None:  # a package: run its __main__
+        return _module_code(f"{name}.__main__")
+    loader = spec.loader
+    get_code = getattr(loader, "get_code", None)
+    code = get_code(spec.name) if get_code is not None else None
+    if code is None:
+        raise RunError(f"module {name!r} has no code to run")
+    return code, {
+        "__file__": spec.origin,
+        "__spec__": spec,
+        "__package__": spec.parent,
+        "__loader__": loader,
+    }
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback without leakscope's own frames on top."""
+    tb = exc.__traceback__
+    while tb is not None and os.path.dirname(
+        os.path.abspath(tb.tb_frame.f_code.co_filename)
+    ).startswith(_OWN_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+@dataclass
+class _Outcome:
+    exit_code: int | None = 0
+    error: str | None = None
+    keep: list[object] = field(default_factory=list)  # alive until the exit snapshot
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1
+
+
+def _execute(code: types.CodeType, namespace: dict[str, Any], argv: list[str]) -> _Outcome:
+    main = types.ModuleType("__main__")
+    main.__dict__.update(namespace)
+    main.__dict__["__builtins__"] = __builtins__
+    saved_main = sys.modules.get("__main__")
+    saved_argv = sys.argv[:]
+    saved_path0 = sys.path[0] if sys.path else None
+    sys.modules["__main__"] = main
+    sys.argv[:] = argv
+    script_dir = (
+        os.path.dirname(os.path.abspath(namespace["__file__"]))
+        if namespace.get("__spec__") is None
+        else os.getcwd()
+    )
+    if sys.path:
+        sys.path[0] = script_dir
+    else:
+        sys.path.append(script_dir)
+    outcome = _Outcome(keep=[main, saved_main])
+    try:
+        exec(code, main.__dict__)  # running the user's program is the point
+    except SystemExit as exc:
+        outcome.exit_code = _exit_code(exc)
+    except KeyboardInterrupt:
+        outcome.exit_code = 130
+        outcome.error = "interrupted"
+    except BaseException as exc:  # the program's own failure, reported
+        outcome.exit_code = 1
+        outcome.error = _user_traceback(exc)
+        # The traceback's frames keep the program's objects alive, as at a real exit.
+        outcome.keep.append(exc)
+        with contextlib.suppress(Exception):
+            sys.stderr.write(outcome.error)
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        sys.argv[:] = saved_argv
+        if saved_path0 is not None and sys.path:
+            sys.path[0] = saved_path0
+    return outcome
+
+
+# -- judging the run ----------------------------------------------------------------------
+
+
+def _culprits(
+    points: Sequence[_Point], final: Snapshot, growth: Growth, interval: float
+) -> list[Culprit]:
+    """Steady growth over the last intervals, confirmed by the collected exit snapshot."""
+    if len(points) < _MIN_INTERVALS + 1:
+        return []
+    measured = [
+        _Measured(
+            run=Run(1, b.time - a.time, b.objects - a.objects, b.blocks - a.blocks, None, 0),
+            types=_changes(a.types, b.types),
+            containers=_changes(a.containers, b.containers),
+            garbage=0,
+            gc_garbage=0,
+        )
+        for a, b in itertools.pairwise(points)
+    ]
+    assessment = _assess(measured)
+    # Only what is still there after the final collection counts.
+    grown_types = {d.name for d in growth.types if d.delta > 0}
+    grown_containers = {d.name for d in growth.containers if d.delta > 0}
+    assessment.leaking_types = {
+        k: v for k, v in assessment.leaking_types.items() if k in grown_types
+    }
+    assessment.leaking_containers = {
+        k: v for k, v in assessment.leaking_containers.items() if k in grown_containers
+    }
+    assessment.rss = 0.0  # resident memory alone is reported as growth, not as a culprit
+    if growth.blocks < _GROWTH_BLOCKS // 10:
+        assessment.blocks = 0.0
+    assessment.garbage = assessment.gc_garbage = 0.0
+    if not assessment.leaked:
+        return []
+    from leakscope.explain import culprits_from_growth
+
+    unit_note = f"rates are per sampling interval of {interval:g} s"
+    out = []
+    for c in culprits_from_growth(assessment, dict(final.container_types)):
+        holders = tuple(
+            dataclasses.replace(h, description=h.description.replace("/call", "/interval"))
+            for h in c.holders
+        )
+        out.append(dataclasses.replace(c, holders=holders, notes=(*c.notes, unit_note)))
+    return out
+
+
+def _grew(growth: Growth) -> bool:
+    return (
+        growth.objects >= _GROWTH_OBJECTS
+        or growth.blocks >= _GROWTH_BLOCKS
+        or (growth.rss is not None and growth.rss >= _GROWTH_RSS)
+    )
+
+
+def _timeline(points: Sequence[_Point]) -> list[dict[str, Any]]:
+    last = points[-1]
+    first = points[0]
+    followed = sorted(
+        set(last.types) | set(first.types),
+        key=lambda name: (-abs(last.types.get(name, 0) - first.types.get(name, 0)), name),
+    )[:_TOP_TYPES]
+    return [
+        {
+            "time": p.time,
+            "rss": p.rss,
+            "blocks": p.blocks,
+            "objects": p.objects,
+            "traced": p.traced,
+            "types": {name: p.types.get(name, 0) for name in followed},
+        }
+        for p in points
+    ]
+
+
+def run_program(
+    target: str,
+    args: Sequence[str] = (),
+    *,
+    module: bool = False,
+    interval: float = 1.0,
+    progress: TextIO | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``target`` (a script path, or a module name with ``module=True``) under observation.
+
+    Returns the run data (contract D: ``format`` ``leakscope.run``).  Raises
+    :class:`RunError` when the program cannot be found or compiled.  ``progress``,
+    when given, receives a live line at each interval.
+    """
+    if not (interval > 0):
+        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+    try:
+        code, namespace = _module_code(target) if module else _script_code(target)
+    except SyntaxError as exc:
+        raise RunError(f"{target}: syntax error: {exc}") from None
+    argv = [str(namespace["__file__"] or target), *args]
+    first = snapshot()
+    started = first.time
+    sampler = _Sampler(interval, started, progress)
+    sampler.points.append(_point(first, started))
+    sampler.start()
+    if on_start is not None:
+        on_start()
+    try:
+        outcome = _execute(code, namespace, argv)
+    except KeyboardInterrupt:  # arrived between our own statements
+        outcome = _Outcome(exit_code=130, error="interrupted")
+    points = sampler.finish()
+    del sampler  # its thread, event and lock are not the program's growth
+    cycles: CycleReport | None
+    try:
+        cycles = find_cycles()
+    except Exception:  # never lose the report over the cycle analysis
+        cycles = None
+    last = snapshot()
+    growth = last - first
+    culprits = _culprits(points, last, growth, interval)
+    all_points = [*points, _point(last, started)]
+    outcome.keep.clear()
+    if culprits:
+        verdict = "leak"
+    elif _grew(growth):
+        verdict = "growth"
+    else:
+        verdict = "clean"
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "argv": ["-m", target, *args] if module else [target, *args],
+        "python": first.python,
+        "pid": os.getpid(),
+        "started": started,
+        "elapsed": last.time - started,
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "verdict": verdict,
+        "timeline": _timeline(all_points),
+        "growth": growth.to_dict(),
+        "culprits": [c.to_dict() for c in culprits],
+        "cycles": None if cycles is None else cycles.to_dict(),
+    }
+
+
+# -- text ---------------------------------------------------------------------------------
+
+
+def _culprit_lines(index: int, c: dict[str, Any]) -> list[str]:
+    names = ", ".join(c.get("types") or []) or c.get("kind", "?")
+    unit = c.get("unit", "objects")
+    lines = [f"  {index}. {names}: +{c.get('per_call', 0):,.1f} {unit} per interval ({c['kind']})"]
+    lines += [f"     held by {h['description']}" for h in c.get("holders", [])]
+    lines += [f"     allocated at {site}" for site in c.get("allocated_at", [])]
+    if c.get("hint"):
+        lines.append(f"     hint: {c['hint']}")
+    return lines
+
+
+def format_run(data: dict[str, Any]) -> str:
+    """The run data as text for people."""
+    growth = data["growth"]
+    points = len(data["timeline"])
+    status = (
+        "interrupted" if data.get("error") == "interrupted" else f"exit code {data['exit_code']}"
+    )
+    lines = [
+        f"leakscope run: {' '.join(data['argv'])} ({status}, {data['elapsed']:.1f} s, "
+        f"{points} snapshots)",
+        "",
+        "Growth over the run (start -> exit, each after a full collection): "
+        f"{growth['objects']:+,} objects, {growth['blocks']:+,} blocks, "
+        f"RSS {format_bytes_delta(growth['rss'])}",
+    ]
+    increased = [t for t in growth["types"] if t["delta"] > 0][:10]
+    if increased:
+        width = max(len(t["name"]) for t in increased)
+        lines += [f"  {t['name']:<{width}}  {t['delta']:>+12,}" for t in increased]
+    containers = [t for t in growth["containers"] if t["delta"] > 0][:5]
+    lines += [f"  container {t['name']}: {t['delta']:+,} entries" for t in containers]
+    lines.append("")
+    culprits = data["culprits"]
+    if culprits:
+        lines.append("Culprits (grew steadily in each of the last intervals and at exit):")
+        for i, c in enumerate(culprits, 1):
+            lines += _culprit_lines(i, c)
+        lines.append("")
+    cycles = data.get("cycles")
+    if cycles is not None:
+        report = CycleReport.from_dict(cycles)
+        lines += [f"Cycles at exit: {report}", ""]
+    verdict = data["verdict"]
+    if verdict == "leak":
+        n = len(culprits)
+        lines.append(f"Verdict: LEAK: {n} culprit{'s' if n != 1 else ''} grew steadily.")
+    elif verdict == "growth":
+        short = points - 1 < _MIN_INTERVALS + 1
+        why = (
+            f"the run was too short to see a trend ({points} snapshots; try a smaller --interval)"
+            if short
+            else "no type or container grew steadily (one-off or native growth)"
+        )
+        lines.append(f"Verdict: memory grew over the run, no culprit found: {why}.")
+    else:
+        lines.append("Verdict: clean: no steady growth and no significant growth over the run.")
+    return "\n".join(lines)
