@@ -1,0 +1,390 @@
+"""The ``leakscope`` command line, driven as a user would: ``python -m leakscope ...``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _support import PROJECT_ROOT
+
+LEAKY_SCRIPT = """
+import sys, time
+_CACHE = {}
+
+class Session:
+    pass
+
+deadline = time.monotonic() + float(sys.argv[1])
+i = 0
+while time.monotonic() < deadline:
+    _CACHE[i] = Session()
+    i += 1
+    time.sleep(0.0005)
+print("stored", len(_CACHE), "args", sys.argv[2:])
+"""
+
+CLEAN_SCRIPT = """
+import sys, time
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    scratch = [object() for _ in range(50)]
+    time.sleep(0.0005)
+print("clean done")
+"""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.pop("LEAKSCOPE_SAMPLE", None)
+    return env
+
+
+def _cli(
+    *args: str, cwd: Path = PROJECT_ROOT, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "leakscope", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=_env(),
+        timeout=timeout,
+    )
+
+
+def _last_json(stdout: str) -> Any:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _script(tmp_path: Path, name: str, source: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return path
+
+
+# -- help -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["run", "check", "diff", "show", "report"])
+def test_every_command_has_help_with_exit_codes(command: str) -> None:
+    result = _cli(command, "--help")
+    assert result.returncode == 0
+    assert f"usage: leakscope {command}" in result.stdout
+    assert "Exit codes" in result.stdout
+    assert "130" in result.stdout
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    result = _cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "check", "diff", "show", "report"):
+        assert command in result.stdout
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def test_run_finds_a_leaking_cache_and_names_its_holder(tmp_path: Path) -> None:
+    script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
+    result = _cli("run", "--interval", "0.05", str(script), "0.6", "extra")
+    assert result.returncode == 1, result.stderr
+    assert "args ['extra']" in result.stdout  # the script's own argv
+    assert "__main__.Session" in result.stdout
+    assert "module __main__: _CACHE" in result.stdout
+    assert "Verdict: LEAK" in result.stdout
+
+
+def test_run_json_is_the_contract_d_document(tmp_path: Path) -> None:
+    script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
+    result = _cli("run", "--json", "--interval", "0.05", str(script), "0.6")
+    assert result.returncode == 1, result.stderr
+    data = _last_json(result.stdout)
+    assert data["format"] == "leakscope.run"
+    assert data["version"] == 1
+    assert data["verdict"] == "leak"
+    assert data["exit_code"] == 0
+    assert data["error"] is None
+    assert data["argv"] == [str(script), "0.6"]
+    assert len(data["timeline"]) >= 6
+    first, last = data["timeline"][0], data["timeline"][-1]
+    assert set(first["types"]) == set(last["types"])  # the same types at every point
+    assert last["types"]["__main__.Session"] > first["types"].get("__main__.Session", 0)
+    assert [c["types"][0] for c in data["culprits"]] == ["__main__.Session"]
+    assert any(
+        d["name"] == "__main__.Session" and d["delta"] > 100 for d in data["growth"]["types"]
+    )
+    assert data["cycles"] is not None
+
+
+def test_run_a_clean_program_is_clean(tmp_path: Path) -> None:
+    script = _script(tmp_path, "clean.py", CLEAN_SCRIPT)
+    result = _cli("run", "--json", "--interval", "0.05", str(script), "0.6")
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = _last_json(result.stdout)
+    assert data["verdict"] == "clean"
+    assert data["culprits"] == []
+
+
+def test_run_module(tmp_path: Path) -> None:
+    pkg = tmp_path / "leakyapp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "__main__.py").write_text(textwrap.dedent(LEAKY_SCRIPT), encoding="utf-8")
+    result = _cli("run", "--interval", "0.05", "-m", "leakyapp", "0.6", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "stored" in result.stdout
+    assert "Verdict: LEAK" in result.stdout
+
+
+def test_run_a_script_that_raises_shows_its_traceback_and_still_reports(tmp_path: Path) -> None:
+    script = _script(
+        tmp_path,
+        "boom.py",
+        """
+        def handler():
+            raise RuntimeError("the database is gone")
+        handler()
+        """,
+    )
+    result = _cli("run", "--json", str(script))
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "RuntimeError: the database is gone" in result.stderr
+    assert "leakscope/_run.py" not in result.stderr  # only the program's frames
+    data = _last_json(result.stdout)
+    assert data["exit_code"] == 1
+    assert "RuntimeError: the database is gone" in data["error"]
+
+
+def test_run_passes_the_programs_exit_code_through(tmp_path: Path) -> None:
+    script = _script(tmp_path, "exit3.py", "import sys\nsys.exit(3)\n")
+    result = _cli("run", str(script))
+    assert result.returncode == 3
+    assert "exit code 3" in result.stdout
+
+
+def test_run_ctrl_c_still_reports_and_exits_130(tmp_path: Path) -> None:
+    script = _script(
+        tmp_path,
+        "loop.py",
+        """
+        import time
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.01)
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leakscope", "run", "--json", "--interval", "0.05", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = proc.stdout.readline()  # blocks until the program has started
+        assert line.strip() == "ready"
+        assert time.monotonic() < deadline
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    data = _last_json(out)
+    assert data["error"] == "interrupted"
+    assert data["exit_code"] == 130
+
+
+def test_run_html_writes_the_report(tmp_path: Path) -> None:
+    pytest.importorskip("leakscope.report.html", reason="the HTML report (engineer H) not landed")
+    script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
+    out = tmp_path / "report.html"
+    result = _cli("run", "--interval", "0.05", "--html", str(out), str(script), "0.6")
+    assert result.returncode == 1, result.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "<html" in html.lower()
+    assert "leak" in html.lower()
+    assert "__main__.Session" in html
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "needs a script"),
+        (["run", "no-such-script.py"], "no such script: no-such-script.py"),
+        (["run", "-m", "no_such_module_xyz"], "no module named 'no_such_module_xyz'"),
+        (["run", "--interval", "0", "x.py"], "--interval must be a positive"),
+    ],
+)
+def test_run_bad_input(args: list[str], message: str) -> None:
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- check ----------------------------------------------------------------------------------
+
+CHECK_MODULE = """
+_SEEN = []
+
+def leaky():
+    _SEEN.append(object())
+
+def clean():
+    return [object() for _ in range(5)]
+
+NOT_CALLABLE = 42
+"""
+
+
+def test_check_leaky_function_exits_1_and_names_the_container(tmp_path: Path) -> None:
+    _script(tmp_path, "svc.py", CHECK_MODULE)
+    result = _cli("check", "svc:leaky", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "_SEEN" in result.stdout
+
+
+def test_check_clean_function_exits_0_with_json(tmp_path: Path) -> None:
+    _script(tmp_path, "svc.py", CHECK_MODULE)
+    result = _cli("check", "svc:clean", "--json", "--runs", "6", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = _last_json(result.stdout)
+    assert data["format"] == "leakscope.leak_report"
+    assert data["leaked"] is False
+    assert len(data["runs"]) == 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("svc", "bad function spec 'svc'"),
+        ("nomodule_xyz:f", "cannot import module 'nomodule_xyz'"),
+        ("svc:missing", "'svc' has no attribute 'missing'"),
+        ("svc:NOT_CALLABLE", "is not callable"),
+    ],
+)
+def test_check_bad_spec(tmp_path: Path, spec: str, message: str) -> None:
+    _script(tmp_path, "svc.py", CHECK_MODULE)
+    result = _cli("check", spec, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- show / diff ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def snapshots(tmp_path: Path) -> tuple[Path, Path]:
+    code = f"""
+import leakscope
+leakscope.snapshot().save({str(tmp_path / "a.json")!r})
+class Widget:
+    pass
+keep = [Widget() for _ in range(500)]
+leakscope.snapshot().save({str(tmp_path / "b.json")!r})
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), cwd=tmp_path)
+    return tmp_path / "a.json", tmp_path / "b.json"
+
+
+def test_show_and_diff(snapshots: tuple[Path, Path]) -> None:
+    a, b = snapshots
+    shown = _cli("show", str(a))
+    assert shown.returncode == 0
+    assert "Snapshot of pid" in shown.stdout
+    shown_json = _last_json(_cli("show", "--json", str(a)).stdout)
+    assert shown_json["format"] == "leakscope.snapshot"
+    diff = _cli("diff", str(a), str(b))
+    assert diff.returncode == 0
+    assert "__main__.Widget" in diff.stdout
+    assert "+500" in diff.stdout
+    data = _last_json(_cli("diff", "--json", str(a), str(b)).stdout)
+    assert {"name": "__main__.Widget", "delta": 500}.items() <= next(
+        d for d in data["types"] if d["name"] == "__main__.Widget"
+    ).items()
+
+
+def test_show_and_diff_bad_files(tmp_path: Path, snapshots: tuple[Path, Path]) -> None:
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"format": "leakscope.snapshot", "vers', encoding="utf-8")
+    other = tmp_path / "other.json"
+    other.write_text('{"hello": 1}', encoding="utf-8")
+    for args, message in [
+        (["show", str(tmp_path / "missing.json")], "no such file"),
+        (["show", str(corrupt)], "invalid JSON"),
+        (["show", str(other)], "other.json"),
+        (["show", str(tmp_path)], "is a directory"),
+        (["diff", str(snapshots[0]), str(corrupt)], "corrupt.json"),
+    ]:
+        result = _cli(*args)
+        assert result.returncode == 2, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def test_report_aggregates_worker_snapshots(tmp_path: Path, snapshots: tuple[Path, Path]) -> None:
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    a, b = snapshots
+    (workers / "exit-101.json").write_bytes(a.read_bytes())
+    (workers / "exit-202.json").write_bytes(b.read_bytes())
+    (workers / "worker-202.json").write_text(
+        json.dumps(
+            {
+                "pid": 202,
+                "requests": 10,
+                "rss": 1 << 20,
+                "objects": 5,
+                "blocks": 7,
+                "growth": {"rss": 4096, "blocks": 3, "objects": 2, "types": []},
+                "routes": [{"route": "GET /leaky/items/{id}", "leaking": True}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    (workers / "exit-303.json").write_text("garbage", encoding="utf-8")
+    result = _cli("report", str(workers))
+    assert result.returncode == 1  # a route was flagged as leaking
+    assert "101" in result.stdout and "202" in result.stdout
+    assert "total" in result.stdout
+    assert "GET /leaky/items/{id}" in result.stdout
+    assert "exit-303.json" in result.stdout  # skipped, said so
+    data = _last_json(_cli("report", "--json", str(workers)).stdout)
+    assert [w["pid"] for w in data["workers"]] == [101, 202]
+    exits = [w["exit"]["objects"] for w in data["workers"]]
+    assert data["total"]["objects"] == sum(exits)
+    assert data["total"]["workers"] == 2
+
+
+def test_report_bad_directories(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path, message in [
+        (empty, "no leakscope snapshots"),
+        (tmp_path / "missing", "no such directory"),
+    ]:
+        result = _cli("report", str(path))
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
