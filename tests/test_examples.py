@@ -1,0 +1,121 @@
+"""Every example runs as ``python examples/NAME.py`` and prints what it finds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _support import PROJECT_ROOT
+
+EXAMPLES = PROJECT_ROOT / "examples"
+
+
+def _run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.pop("LEAKSCOPE_SAMPLE", None)
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def _example(name: str, *args: str) -> str:
+    result = _run(str(EXAMPLES / name), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_check_example_names_the_leaking_cache() -> None:
+    out = _example("check_cache_leak.py")
+    assert "LEAK in __main__.lookup_price:" in out
+    assert "__main__.Price: +1.0 objects/call" in out
+    assert "held by: module __main__: _PRICES (dict" in out
+    assert "no leak in __main__.lookup_price_no_cache" in out
+
+
+def test_del_cycle_example_finds_the_finalizer_cycle() -> None:
+    out = _example("del_cycle.py")
+    assert "Connection <-> Cursor: 3 cycles" in out
+    assert "[has __del__]" in out
+    assert "Cycles found: 3 | with __del__: True" in out
+
+
+def test_why_alive_example_renders_the_graph(tmp_path: Path) -> None:
+    svg = tmp_path / "why.svg"
+    out = _example("why_alive_graph.py", str(svg))
+    assert "_LISTENERS['shutdown'][0].__self__" in out
+    if shutil.which("dot") is None:
+        assert "Graphviz 'dot' is not installed" in out
+        assert not svg.exists()
+    else:
+        assert f"Graph rendered to {svg}" in out
+        assert svg.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_why_alive_example_without_graphviz(tmp_path: Path) -> None:
+    svg = tmp_path / "why.svg"
+    # A PATH where no 'dot' can be found: the example falls back to the text paths.
+    result = _run(str(EXAMPLES / "why_alive_graph.py"), str(svg), env_extra={"PATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "_LISTENERS['shutdown'][0].__self__" in result.stdout
+    assert "Graphviz 'dot' is not installed: showing the text paths only." in result.stdout
+    assert not svg.exists()
+
+
+def test_decorators_example() -> None:
+    out = _example("decorators.py")
+    assert "@no_leaks render_page: no leak" in out
+    assert "@no_leaks record_login raised LeakError:" in out
+    assert "LEAK in __main__.record_login" in out
+    assert "@watch handle_request after 20,000 calls: leaking = True" in out
+    assert "module __main__: _AUDIT_LOG (list" in out
+
+
+def test_compare_snapshots_example(tmp_path: Path) -> None:
+    out = _example("compare_snapshots.py", str(tmp_path))
+    assert (tmp_path / "before.json").is_file()
+    assert (tmp_path / "after.json").is_file()
+    assert "__main__.Order" in out
+    assert "Orders kept: 1000" in out
+    # The saved files work with the command line too.
+    cli = _run(
+        "-m", "leakscope", "diff", str(tmp_path / "before.json"), str(tmp_path / "after.json")
+    )
+    assert cli.returncode == 0
+    assert "__main__:_OPEN_ORDERS (list)" in cli.stdout
+
+
+def test_pytest_example_suite_fails_on_the_leaking_test() -> None:
+    result = _run(
+        "-m", "pytest", "examples/pytest_suite", "-p", "no:cacheprovider", "-p", "no:xdist", "-q"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED examples/pytest_suite/test_shop.py::test_receipt_does_not_leak" in result.stdout
+    assert "module shop: _RECEIPTS (list" in result.stdout
+    assert "1 failed, 2 passed" in result.stdout
+
+
+def test_pytest_example_suite_is_not_in_the_projects_test_run() -> None:
+    # Only the file names matter here (a collection error elsewhere would not change them).
+    result = _run("-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert "tests/test_examples.py" in result.stdout, result.stdout[-2000:] + result.stderr
+    assert "pytest_suite" not in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_has_a_docstring_with_its_command(name: str) -> None:
+    text = (EXAMPLES / name).read_text(encoding="utf-8")
+    assert text.startswith('"""'), name
+    if name != "demo_app.py":  # a module the demo imports, not a program
+        assert f"python examples/{name}" in text, name
