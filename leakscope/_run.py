@@ -22,6 +22,7 @@ How the verdict stays honest:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import importlib.machinery
@@ -33,7 +34,7 @@ import sys
 import threading
 import traceback
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -61,28 +62,67 @@ class RunError(Exception):
     """The program could not be started (no such file, no such module): a usage error."""
 
 
+class _Names:
+    """The names seen so far, in first-seen order: the index of each point's counts."""
+
+    __slots__ = ("index", "order")
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.order: list[str] = []
+
+    def encode(self, counts: dict[str, int]) -> bytes:
+        for name in counts:
+            if name not in self.index:
+                self.index[name] = len(self.order)
+                self.order.append(name)
+        return array.array("q", [counts.get(name, 0) for name in self.order]).tobytes()
+
+    def decode(self, raw: bytes) -> dict[str, int]:
+        values = array.array("q")
+        values.frombytes(raw)
+        return {name: n for name, n in zip(self.order, values, strict=False) if n}
+
+
 @dataclass(frozen=True, slots=True)
 class _Point:
-    """One timeline snapshot, reduced to what the run keeps (leakscope-owned: not counted)."""
+    """One timeline snapshot, reduced to what the run keeps.
+
+    The counts are kept as bytes of machine integers (one untracked allocation each,
+    outside the small-object allocator when large) rather than dicts of int objects,
+    so that the timeline itself does not show up as steady growth.
+    """
 
     time: float
     rss: int | None
     blocks: int
     objects: int
     traced: int | None
-    types: dict[str, int]
-    containers: dict[str, int]
+    type_counts: bytes
+    container_counts: bytes
+    type_names: _Names
+    container_names: _Names
+
+    @property
+    def types(self) -> dict[str, int]:
+        return self.type_names.decode(self.type_counts)
+
+    @property
+    def containers(self) -> dict[str, int]:
+        return self.container_names.decode(self.container_counts)
 
 
-def _point(snap: Snapshot, started: float) -> _Point:
+def _point(snap: Snapshot, started: float, names: tuple[_Names, _Names]) -> _Point:
     return _Point(
         time=max(0.0, snap.time - started),
         rss=snap.rss,
         blocks=snap.blocks,
         objects=snap.objects,
         traced=snap.traced,
-        types=dict(snap.types),
-        containers=dict(snap.containers),
+        type_counts=names[0].encode(dict(snap.types)),
+        container_counts=names[1].encode(dict(snap.containers)),
+        type_names=names[0],
+        container_names=names[1],
     )
 
 
@@ -94,6 +134,7 @@ class _Sampler:
     started: float
     progress: TextIO | None
     points: list[_Point] = field(default_factory=list)
+    names: tuple[_Names, _Names] = field(default_factory=lambda: (_Names(), _Names()))
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
@@ -108,7 +149,7 @@ class _Sampler:
                 snap = snapshot(collect=False, memory=False)
             except Exception:  # the program mutated the heap mid-scan: skip
                 continue
-            point = _point(snap, self.started)
+            point = _point(snap, self.started, self.names)
             del snap
             with self.lock:
                 if self.stop.is_set():
@@ -329,7 +370,6 @@ def run_program(
     module: bool = False,
     interval: float = 1.0,
     progress: TextIO | None = None,
-    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``target`` (a script path, or a module name with ``module=True``) under observation.
 
@@ -347,10 +387,9 @@ def run_program(
     first = snapshot()
     started = first.time
     sampler = _Sampler(interval, started, progress)
-    sampler.points.append(_point(first, started))
+    names = sampler.names
+    sampler.points.append(_point(first, started, names))
     sampler.start()
-    if on_start is not None:
-        on_start()
     try:
         outcome = _execute(code, namespace, argv)
     except KeyboardInterrupt:  # arrived between our own statements
@@ -365,7 +404,7 @@ def run_program(
     last = snapshot()
     growth = last - first
     culprits = _culprits(points, last, growth, interval)
-    all_points = [*points, _point(last, started)]
+    all_points = [*points, _point(last, started, names)]
     outcome.keep.clear()
     if culprits:
         verdict = "leak"

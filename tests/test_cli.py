@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -133,6 +134,87 @@ def test_run_a_clean_program_is_clean(tmp_path: Path) -> None:
     data = _last_json(result.stdout)
     assert data["verdict"] == "clean"
     assert data["culprits"] == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Start-up imports: a burst of growth at the start, then nothing.
+        """
+        import json, decimal, email.mime.text, http.client, xml.dom.minidom, argparse, asyncio
+        import sys, time
+        deadline = time.monotonic() + float(sys.argv[1])
+        while time.monotonic() < deadline:
+            json.dumps({"a": [1, 2, 3]})
+            time.sleep(0.001)
+        """,
+        # A bounded cache that fills up early and then stays full.
+        """
+        import functools, sys, time
+        @functools.lru_cache(maxsize=300)
+        def square(i):
+            return [i * i]
+        deadline = time.monotonic() + float(sys.argv[1])
+        i = 0
+        while time.monotonic() < deadline:
+            square(i % 3000)
+            i += 1
+            time.sleep(0.0002)
+        """,
+    ],
+    ids=["imports", "bounded-cache"],
+)
+def test_run_no_false_alarm(tmp_path: Path, source: str) -> None:
+    script = _script(tmp_path, "prog.py", source)
+    result = _cli("run", "--json", "--interval", "0.05", str(script), "0.8")
+    data = _last_json(result.stdout)
+    assert data["culprits"] == [], data["culprits"]
+    assert data["verdict"] == "clean"
+    assert result.returncode == 0
+
+
+def test_run_too_short_for_a_trend_says_growth_not_leak(tmp_path: Path) -> None:
+    script = _script(tmp_path, "burst.py", "keep = [[i] for i in range(40_000)]\n")
+    result = _cli("run", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "Verdict: memory grew over the run, no culprit found" in result.stdout
+    assert "too short to see a trend" in result.stdout
+    assert _last_json(_cli("run", "--json", str(script)).stdout)["verdict"] == "growth"
+
+
+def test_run_shows_a_live_progress_line_on_a_terminal_only(tmp_path: Path) -> None:
+    script = _script(tmp_path, "clean.py", CLEAN_SCRIPT)
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leakscope", "run", "--interval", "0.05", str(script), "0.5"],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env=_env(),
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        os.close(primary)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "[leakscope]" in terminal
+    assert "RSS" in terminal and "objects" in terminal
+    assert "[leakscope]" not in out
+    # Not a terminal: no progress line at all.
+    piped = _cli("run", "--interval", "0.05", str(script), "0.3")
+    assert "[leakscope]" not in piped.stderr
 
 
 def test_run_module(tmp_path: Path) -> None:
