@@ -245,6 +245,13 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _join_threads() -> None:
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and thread.is_alive():
+            thread.join()
+
+
 def _execute(code: types.CodeType, namespace: dict[str, Any], argv: list[str]) -> _Outcome:
     main = types.ModuleType("__main__")
     main.__dict__.update(namespace)
@@ -266,6 +273,7 @@ def _execute(code: types.CodeType, namespace: dict[str, Any], argv: list[str]) -
     outcome = _Outcome(keep=[main, saved_main])
     try:
         exec(code, main.__dict__)  # running the user's program is the point
+        _join_threads()  # the program ends when its non-daemon threads do, as at exit
     except SystemExit as exc:
         outcome.exit_code = _exit_code(exc)
     except KeyboardInterrupt:

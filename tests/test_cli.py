@@ -470,3 +470,27 @@ def test_report_bad_directories(tmp_path: Path) -> None:
         assert result.returncode == 2
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_run_waits_for_the_programs_threads(tmp_path: Path) -> None:
+    script = _script(
+        tmp_path,
+        "threads.py",
+        """
+        import threading
+        _KEEP = []
+        gate = threading.Event()
+        def work():
+            gate.wait(30)
+            _KEEP.extend([i] for i in range(2000))
+            print("worker done", flush=True)
+        threading.Thread(target=work).start()
+        print("main done", flush=True)
+        gate.set()
+        """,
+    )
+    result = _cli("run", str(script))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.index("main done") < out.index("worker done") < out.index("leakscope run:")
+    assert "container __main__:_KEEP: +2,000 entries" in out
