@@ -311,6 +311,7 @@ def test_run_html_writes_the_report(tmp_path: Path) -> None:
         (["run", "no-such-script.py"], "no such script: no-such-script.py"),
         (["run", "-m", "no_such_module_xyz"], "no module named 'no_such_module_xyz'"),
         (["run", "--interval", "0", "x.py"], "--interval must be a positive"),
+        (["run", "--html", "/no/such/dir/out.html", "x.py"], "--html: no such directory"),
     ],
 )
 def test_run_bad_input(args: list[str], message: str) -> None:
@@ -332,6 +333,9 @@ def clean():
     return [object() for _ in range(5)]
 
 NOT_CALLABLE = 42
+
+def broken():
+    raise KeyError("no such user")
 """
 
 
@@ -494,3 +498,11 @@ def test_run_waits_for_the_programs_threads(tmp_path: Path) -> None:
     out = result.stdout
     assert out.index("main done") < out.index("worker done") < out.index("leakscope run:")
     assert "container __main__:_KEEP: +2,000 entries" in out
+
+
+def test_check_a_function_that_raises_has_no_verdict(tmp_path: Path) -> None:
+    _script(tmp_path, "svc.py", CHECK_MODULE)
+    result = _cli("check", "svc:broken", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "KeyError" in result.stdout
+    assert "Traceback" not in result.stderr
