@@ -220,9 +220,9 @@ def _module_code(name: str) -> tuple[types.CodeType, dict[str, Any]]:
 def _user_traceback(exc: BaseException) -> str:
     """The traceback without leakscope's own frames on top."""
     tb = exc.__traceback__
-    while tb is not None and os.path.dirname(
-        os.path.abspath(tb.tb_frame.f_code.co_filename)
-    ).startswith(_OWN_DIR):
+    while tb is not None and (
+        os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) + os.sep
+    ).startswith(_OWN_DIR + os.sep):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
 

@@ -12,6 +12,7 @@ Exit codes: 0 success / clean, 1 a leak was found (or the program run failed),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -135,7 +136,7 @@ def _print_json(data: Any) -> None:
 def _cmd_run(ns: argparse.Namespace) -> int:
     from leakscope._run import RunError, format_run, run_program
 
-    args = list(ns.args)
+    args = list(ns.args or [])
     if args and args[0] == "--":
         args = args[1:]
     if ns.module is None and not args:
@@ -394,13 +395,48 @@ _COMMANDS = {
 }
 
 
+_RUN_VALUE_OPTIONS = ("--interval", "--html")
+
+
+def _split_run(args: list[str]) -> tuple[list[str], str | None, list[str] | None]:
+    """Split ``run ...`` into leakscope's options, the module and the program's argv.
+
+    Everything from the script (or ``-m MODULE``) on belongs to the program, even
+    when it looks like one of leakscope's options (``run app.py --json -h``).
+    """
+    i = 1
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            return args[:i], None, args[i + 1 :]
+        if token in _RUN_VALUE_OPTIONS:
+            i += 2
+        elif token == "-m":
+            module = args[i + 1] if i + 1 < len(args) else None
+            return args[:i], module, args[i + 2 :] if module is not None else None
+        elif token.startswith("-m") and not token.startswith("--"):
+            return args[:i], token[2:], args[i + 1 :]
+        elif token.startswith("-"):
+            i += 1  # one of ours (--json, -h, --interval=S) or an error argparse reports
+        else:
+            return args[:i], None, args[i:]
+    return args, None, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    module: str | None = None
+    program: list[str] | None = None
+    if args and args[0] == "run":
+        args, module, program = _split_run(args)
     parser = _parser()
-    ns = parser.parse_args(argv)
+    ns = parser.parse_args(args)
     if ns.command is None:
         parser.print_help(sys.stdout)
         return EXIT_OK
+    if ns.command == "run" and (module is not None or program is not None):
+        ns.module, ns.args = module, program or []
     try:
         return _COMMANDS[ns.command](ns)
     except (_UsageError, SnapshotError, LeakscopeError) as exc:
@@ -409,3 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"leakscope {ns.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (leakscope ... | head)
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_LEAK

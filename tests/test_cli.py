@@ -506,3 +506,19 @@ def test_check_a_function_that_raises_has_no_verdict(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "KeyError" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_run_passes_option_like_arguments_to_the_program(tmp_path: Path) -> None:
+    _script(tmp_path, "echo_args.py", "import sys\nprint('ARGS', sys.argv[1:])\n")
+    for args, expected in [
+        (
+            ["run", "echo_args.py", "--json", "-h", "--interval", "3"],
+            "['--json', '-h', '--interval', '3']",
+        ),
+        (["run", "--interval=0.5", "-m", "echo_args", "--html", "x"], "['--html', 'x']"),
+        (["run", "-mecho_args", "-v"], "['-v']"),
+        (["run", "--", "echo_args.py", "-m", "z"], "['-m', 'z']"),
+    ]:
+        result = _cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stderr)
+        assert f"ARGS {expected}" in result.stdout, args
