@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,3 +120,17 @@ def test_every_example_has_a_docstring_with_its_command(name: str) -> None:
     assert text.startswith('"""'), name
     if name != "demo_app.py":  # a module the demo imports, not a program
         assert f"python examples/{name}" in text, name
+
+
+def test_leaky_program_runs_alone_and_under_leakscope_run() -> None:
+    out = _example("leaky_program.py", "0.2")
+    assert "sessions still registered" in out
+    result = _run(
+        "-m", "leakscope", "run", "--json", "--interval", "0.05", "examples/leaky_program.py", "0.6"
+    )
+    assert result.returncode == 1, result.stderr  # a leak was found
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["verdict"] == "leak"
+    assert [c["types"][0] for c in data["culprits"]] == ["__main__.Session"]
+    holders = [h["description"] for h in data["culprits"][0]["holders"]]
+    assert any("module __main__: _SESSIONS (dict" in h for h in holders)
