@@ -161,8 +161,13 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         print("\n" + format_run(data))
     if ns.html is not None:
         # Imported by name: the HTML renderer is optional to everything else here.
-        html = importlib.import_module("leakscope.report.html")
-        written = html.write_run(data, ns.html)
+        try:
+            html = importlib.import_module("leakscope.report.html")
+            written = html.write_run(data, ns.html)
+        except ImportError as exc:
+            raise _UsageError(f"--html: the HTML report is not available ({exc})") from None
+        except OSError as exc:
+            raise _UsageError(f"--html: cannot write {ns.html}: {exc.strerror or exc}") from None
         print(f"leakscope: HTML report written to {written}", file=sys.stderr)
     if data["error"] == "interrupted":
         return EXIT_INTERRUPTED
