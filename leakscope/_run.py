@@ -441,10 +441,12 @@ def run_program(
 # -- text ---------------------------------------------------------------------------------
 
 
-def _culprit_lines(index: int, c: dict[str, Any]) -> list[str]:
+def _culprit_lines(index: int, c: dict[str, Any], interval: float | None) -> list[str]:
     names = ", ".join(c.get("types") or []) or c.get("kind", "?")
     unit = c.get("unit", "objects")
-    lines = [f"  {index}. {names}: +{c.get('per_call', 0):,.1f} {unit} per interval ({c['kind']})"]
+    rate = float(c.get("per_call", 0))
+    per_second = f", about {rate / interval:,.0f}/s" if interval else ""
+    lines = [f"  {index}. {names}: +{rate:,.1f} {unit} per interval{per_second} ({c['kind']})"]
     lines += [f"     held by {h['description']}" for h in c.get("holders", [])]
     lines += [f"     allocated at {site}" for site in c.get("allocated_at", [])]
     if c.get("hint"):
@@ -477,8 +479,10 @@ def format_run(data: dict[str, Any]) -> str:
     culprits = data["culprits"]
     if culprits:
         lines.append("Culprits (grew steadily in each of the last intervals and at exit):")
+        times = [p["time"] for p in data["timeline"][:-1]]  # the exit point comes off-beat
+        interval = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
         for i, c in enumerate(culprits, 1):
-            lines += _culprit_lines(i, c)
+            lines += _culprit_lines(i, c, interval)
         lines.append("")
     cycles = data.get("cycles")
     if cycles is not None:
