@@ -334,6 +334,14 @@ def _aggregate(directory: str) -> dict[str, Any]:
                 total[key] += value
         for name, count in (entry.get("exit") or {}).get("top", []):
             types[name] = types.get(name, 0) + count
+    grown: dict[str, int] = {"objects": 0, "blocks": 0, "rss": 0}
+    for entry in workers.values():
+        growth = (entry.get("state") or {}).get("growth") or {}
+        for key in grown:
+            value = growth.get(key)
+            if isinstance(value, int):
+                grown[key] += value
+    total["growth"] = grown
     total["top"] = sorted(types.items(), key=lambda item: (-item[1], item[0]))[:10]
     leaking = sorted(
         {r for e in workers.values() for r in (e.get("state") or {}).get("leaking_routes", [])}
@@ -372,6 +380,12 @@ def _format_aggregate(data: dict[str, Any]) -> str:
         f"{'total':>8}  {total['objects']:>12,}  {total['blocks']:>12,}  "
         f"{format_bytes(total['rss']):>10}"
     )
+    grown = total["growth"]
+    if any(grown.values()):
+        lines.append(
+            f"{'':>8}  growth of the live workers since they started: {grown['objects']:+,} "
+            f"objects, {grown['blocks']:+,} blocks, RSS {format_bytes_delta(grown['rss'])}"
+        )
     if total["top"]:
         lines += ["", "Most numerous types over all exit snapshots:"]
         width = max(len(name) for name, _ in total["top"])

@@ -461,6 +461,7 @@ def test_report_aggregates_worker_snapshots(tmp_path: Path, snapshots: tuple[Pat
     exits = [w["exit"]["objects"] for w in data["workers"]]
     assert data["total"]["objects"] == sum(exits)
     assert data["total"]["workers"] == 2
+    assert data["total"]["growth"] == {"objects": 2, "blocks": 3, "rss": 4096}
 
 
 def test_report_bad_directories(tmp_path: Path) -> None:
