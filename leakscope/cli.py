@@ -356,6 +356,10 @@ def _aggregate(directory: str) -> dict[str, Any]:
     }
 
 
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else "n/a"
+
+
 def _format_aggregate(data: dict[str, Any]) -> str:
     lines = [f"{len(data['workers'])} worker(s) in {data['directory']}", ""]
     lines.append(f"{'pid':>8}  {'objects':>12}  {'blocks':>12}  {'RSS':>10}  source")
@@ -365,8 +369,7 @@ def _format_aggregate(data: dict[str, Any]) -> str:
         objects = source.get("objects")
         blocks = source.get("blocks")
         lines.append(
-            f"{entry['pid']:>8}  {objects if objects is not None else 'n/a':>12}  "
-            f"{blocks if blocks is not None else 'n/a':>12}  "
+            f"{entry['pid']:>8}  {_count(objects):>12}  {_count(blocks):>12}  "
             f"{format_bytes(source.get('rss')):>10}  {kind}"
         )
         growth = (entry.get("state") or {}).get("growth") or {}
@@ -383,7 +386,7 @@ def _format_aggregate(data: dict[str, Any]) -> str:
     grown = total["growth"]
     if any(grown.values()):
         lines.append(
-            f"{'':>8}  growth of the live workers since they started: {grown['objects']:+,} "
+            f"{'':>8}  growth the workers reported since they started: {grown['objects']:+,} "
             f"objects, {grown['blocks']:+,} blocks, RSS {format_bytes_delta(grown['rss'])}"
         )
     if total["top"]:
