@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import math
 import os
 import re
 import sys
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="S",
-        help="seconds between snapshots (default 1.0)",
+        help="seconds between snapshots (default 1.0, at least 0.01)",
     )
     run.add_argument("--html", metavar="OUT", help="also write an HTML report to OUT")
     run.add_argument("--json", action="store_true", help="print the run data as JSON")
@@ -133,6 +134,9 @@ def _print_json(data: Any) -> None:
 # -- run ------------------------------------------------------------------------------------
 
 
+_MIN_INTERVAL = 0.01  # a snapshot costs milliseconds: more often would be mostly leakscope
+
+
 def _cmd_run(ns: argparse.Namespace) -> int:
     from leakscope._run import RunError, format_run, run_program
 
@@ -141,8 +145,10 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         args = args[1:]
     if ns.module is None and not args:
         raise _UsageError("run needs a script (leakscope run script.py) or -m module")
-    if not (ns.interval > 0):
-        raise _UsageError(f"--interval must be a positive number of seconds, not {ns.interval}")
+    if not (math.isfinite(ns.interval) and ns.interval >= _MIN_INTERVAL):
+        raise _UsageError(
+            f"--interval must be a number of seconds >= {_MIN_INTERVAL}, not {ns.interval}"
+        )
     if ns.html is not None:
         parent = Path(ns.html).resolve().parent
         if not parent.is_dir():

@@ -310,7 +310,9 @@ def test_run_html_writes_the_report(tmp_path: Path) -> None:
         (["run"], "needs a script"),
         (["run", "no-such-script.py"], "no such script: no-such-script.py"),
         (["run", "-m", "no_such_module_xyz"], "no module named 'no_such_module_xyz'"),
-        (["run", "--interval", "0", "x.py"], "--interval must be a positive"),
+        (["run", "--interval", "0", "x.py"], "--interval must be a number of seconds >= 0.01"),
+        (["run", "--interval", "inf", "x.py"], "--interval must be a number of seconds"),
+        (["run", "--interval", "soon", "x.py"], "invalid float value: 'soon'"),
         (["run", "--html", "/no/such/dir/out.html", "x.py"], "--html: no such directory"),
     ],
 )
