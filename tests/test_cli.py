@@ -110,8 +110,17 @@ def test_run_json_is_the_contract_d_document(tmp_path: Path) -> None:
     result = _cli("run", "--json", "--interval", "0.05", str(script), "0.6")
     assert result.returncode == 1, result.stderr
     data = _last_json(result.stdout)
+    assert set(data) == {
+        "format", "version", "argv", "python", "pid", "started", "elapsed", "exit_code",
+        "error", "verdict", "timeline", "growth", "culprits", "cycles",
+    }  # fmt: skip
     assert data["format"] == "leakscope.run"
     assert data["version"] == 1
+    for point in data["timeline"]:
+        assert set(point) == {"time", "rss", "blocks", "objects", "traced", "types"}
+        assert isinstance(point["objects"], int) and isinstance(point["blocks"], int)
+    times = [p["time"] for p in data["timeline"]]
+    assert times == sorted(times) and times[0] == 0.0
     assert data["verdict"] == "leak"
     assert data["exit_code"] == 0
     assert data["error"] is None
