@@ -1,0 +1,702 @@
+"""WSGI middleware that finds which route of a live web service leaks, and what it retains.
+
+Wrap any WSGI application::
+
+    from leakscope.wsgi import LeakMiddleware
+    app = LeakMiddleware(app)          # sample=LEAKSCOPE_SAMPLE or 0.01, budget=1% of wall time
+    app.status()                       # this worker's state: routes, growth, timeline
+
+An unsampled request costs a lock, a counter and a clock read.  On a sampled
+request the young generations are collected before the application runs; when
+the response is *closed*, the objects the request created that are still alive
+and reachable from nothing the server still holds (its frames, the environ) are
+what the request retained.  They are counted by type and attributed to the route
+(``environ["leakscope.route"]`` set by a framework adapter, else ``route(environ)``,
+else ``"GET /items/{id}"``).  A route is ``leaking`` when what it retains stays
+positive over several samples after its first (warm-up) requests.
+
+Every ``interval`` seconds a request also takes a census of the whole heap for the
+timeline.  The time spent measuring is accounted for and kept under ``budget`` (a
+fraction of wall time): samples and censuses are skipped while over budget.  A
+sample is only measured while no other request is in flight in the process, so
+threaded workers do not blur each other's figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import os
+import re
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
+from typing import Any
+
+from leakscope._heap import PYTHON_VERSION, is_own_name, rss_bytes, tracked_census, type_name
+
+__all__ = ["LeakMiddleware"]
+
+logger = logging.getLogger("leakscope")
+
+StartResponse = Callable[..., Any]
+WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_DEFAULT_SAMPLE = 0.01
+_WARMUP_SAMPLES = 3  # first samples of a route: caches being filled, not counted
+_WINDOW = 8  # recent samples per route that decide "leaking"
+_MIN_SAMPLES = 4  # samples after warm-up needed before a route can be called leaking
+_MAX_ROUTES = 256
+_TOP_TYPES = 10
+_TIMELINE_TYPES = 8
+_PUBLISH_EVERY = 2.0
+_INITIAL_CREDIT = 0.05  # seconds of measuring allowed before the budget has accrued any
+_MAX_CREDIT = 1.0
+_MAX_WALK = 50_000
+_FOLLOWED = 64
+_REFS_PER_SAMPLE = 4
+_WEAKREF_OFFSET = type.__dict__["__weakrefoffset__"]
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+    r"|(?=[^/]*\d)[0-9a-fA-F]{8,}|(?=[^/]*\d)[A-Za-z0-9_\-.~%=+]{20,}|[^/]{48,})$"
+)
+_SIMPLE_BYTES = (str, bytes, bytearray, int, float)
+_UNMATCHED = "<unmatched>"
+_OTHER = "<other>"
+
+
+def route_template(method: str, path: str) -> str:
+    """``"GET /items/{id}"`` for ``GET /items/42``: ids, uuids, hex and long tokens become ``{id}``."""
+    method = method.upper() if method.upper() in _METHODS else "OTHER"
+    parts = path.split("/")[:16]
+    return f"{method} " + "/".join("{id}" if _ID_SEGMENT.match(p) else p for p in parts)[:200]
+
+
+def _default_sample() -> float:
+    raw = os.environ.get("LEAKSCOPE_SAMPLE", "")
+    if raw.strip():
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if 0 < value <= 1:
+            return value
+        logger.warning("ignoring LEAKSCOPE_SAMPLE=%r: must be a number in (0, 1]", raw[:40])
+    return _DEFAULT_SAMPLE
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, not {value!r:.40}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, not {value!r:.40}")
+    return float(value)
+
+
+class _Ref(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to an object a sampled request retained, with the sample's number."""
+
+    __slots__ = ("sample",)
+    sample: int
+
+
+class _Sample:
+    """What one sampled request retained."""
+
+    __slots__ = ("blocks", "bytes", "objects", "refs", "types")
+
+    def __init__(self, objects: int, nbytes: int, types: dict[str, int], refs: list[_Ref]) -> None:
+        self.objects = objects
+        self.bytes = nbytes
+        self.blocks = 0
+        self.types = types
+        self.refs = refs
+
+
+class _Route:
+    """Per-route counts and the recent samples."""
+
+    __slots__ = ("recent", "refs", "requests", "sampled")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.sampled = 0
+        self.recent: deque[_Sample] = deque(maxlen=_WINDOW)
+        # Retained objects followed over later samples: a cache with a bound drops them.
+        self.refs: deque[_Ref] = deque(maxlen=_FOLLOWED)
+
+    def add(self, sample: _Sample) -> None:
+        self.sampled += 1
+        refs, sample.refs = sample.refs, []
+        if self.sampled <= _WARMUP_SAMPLES:
+            return
+        self.recent.append(sample)
+        for ref in refs:
+            ref.sample = self.sampled
+        self.refs.extend(refs)
+
+    def _still_alive(self) -> bool:
+        """False when most retained objects followed since older samples have been freed."""
+        followed = [r for r in self.refs if r.sample < self.sampled - 1]
+        if len(followed) < _MIN_SAMPLES:
+            return True
+        return sum(r() is not None for r in followed) * 2 >= len(followed)
+
+    def to_dict(self, name: str) -> dict[str, Any]:
+        recent = list(self.recent)
+        n = len(recent)
+        types: dict[str, int] = {}
+        for s in recent:
+            for t, c in s.types.items():
+                types[t] = types.get(t, 0) + c
+        top = sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TYPES]
+        objects = sorted(s.objects for s in recent)
+        blocks = sorted(s.blocks for s in recent)
+        leaking = (
+            n >= _MIN_SAMPLES
+            and (
+                (objects[n // 2] >= 1 and sum(o > 0 for o in objects) * 4 >= n * 3)
+                or (blocks[n // 2] >= 8 and all(b > 0 for b in blocks))
+            )
+            and self._still_alive()
+        )
+        return {
+            "route": name,
+            "requests": self.requests,
+            "sampled": self.sampled,
+            "retained_objects_per_request": sum(objects) / n if n else 0.0,
+            "retained_bytes_per_request": sum(s.bytes for s in recent) / n if n else 0.0,
+            "retained_blocks_per_request": sum(blocks) / n if n else 0.0,
+            "top_types": [{"type": t, "per_request": c / n} for t, c in top if c > 0],
+            "leaking": leaking,
+        }
+
+
+class _Response:
+    """The application's response iterable; measures the sampled request when closed."""
+
+    __slots__ = ("__weakref__", "_closed", "_inner", "_request")
+
+    def __init__(self, inner: Iterable[bytes], request: _Request) -> None:
+        self._inner: Iterable[bytes] | None = inner
+        self._request: _Request | None = request
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        inner = self._inner
+        return iter(inner if inner is not None else ())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        inner, self._inner = self._inner, None
+        request, self._request = self._request, None
+        close = getattr(inner, "close", None)
+        del inner
+        try:
+            if close is not None:
+                close()
+        finally:
+            close = None  # nothing of the response stays alive while measuring
+            if request is not None:
+                request.finish()
+
+    def __del__(self) -> None:
+        # A server that never closes the response: the request still ends.
+        request, self._request = self._request, None
+        if request is not None and not self._closed:
+            request.sampled = False
+            request.finish()
+
+
+class _Request:
+    """One request in flight: its environ (until it finishes) and the sample's starting point."""
+
+    __slots__ = (
+        "blocks",
+        "environ",
+        "middleware",
+        "sampled",
+        "start_response_fn",
+        "starts",
+        "status",
+    )
+
+    def __init__(
+        self, middleware: LeakMiddleware, environ: dict[str, Any], start_response: StartResponse
+    ) -> None:
+        self.middleware = middleware
+        self.environ: dict[str, Any] | None = environ
+        self.start_response_fn: StartResponse | None = start_response
+        self.status = 0
+        self.sampled = False
+        self.starts = 0
+        self.blocks = 0
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        try:
+            self.status = int(str(status)[:3])
+        except ValueError:
+            self.status = 0
+        fn = self.start_response_fn
+        assert fn is not None
+        if exc_info is None:
+            return fn(status, headers)
+        return fn(status, headers, exc_info)
+
+    def finish(self) -> None:
+        mw = self.middleware
+        try:
+            mw._finish(self)
+        except Exception:
+            logger.exception("leakscope: measuring a request failed (the request was served)")
+        finally:
+            self.environ = None
+            self.start_response_fn = None
+
+
+class LeakMiddleware:
+    """A WSGI middleware that measures what each route of the wrapped application retains.
+
+    ``sample``: fraction of requests measured (default env ``LEAKSCOPE_SAMPLE``, else 0.01);
+    ``budget``: the largest fraction of wall time spent measuring; ``interval``: seconds
+    between timeline points (heap censuses); ``history``: timeline points kept;
+    ``directory``: where this worker publishes its state (default env ``LEAKSCOPE_DIR``;
+    none: no publishing); ``route``: a function naming a request's route.
+
+    >>> app = LeakMiddleware(wsgi_app, sample=0.05)
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        sample: float | None = None,
+        budget: float = 0.01,
+        interval: float = 10.0,
+        history: int = 360,
+        directory: str | os.PathLike[str] | None = None,
+        route: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be a WSGI application (callable), not {type(app).__name__}")
+        if sample is None:
+            sample = _default_sample()
+        rate = _positive("sample", sample)
+        if rate > 1:
+            raise ValueError(f"sample must be in (0, 1], not {sample!r:.40}")
+        self._budget = _positive("budget", budget)
+        if self._budget > 1:
+            raise ValueError(f"budget must be in (0, 1], not {budget!r:.40}")
+        self._interval = _positive("interval", interval)
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a positive integer, not {history!r:.40}")
+        if route is not None and not callable(route):
+            raise TypeError(f"route must be callable, not {type(route).__name__}")
+        if directory is None:
+            directory = os.environ.get("LEAKSCOPE_DIR") or None
+        self.app = app
+        self.sample = rate
+        self.history = history
+        self.directory: str | None = None if directory is None else os.fspath(directory)
+        self._route_fn = route
+        self._every = max(1, round(1 / rate))
+        self._lock = threading.Lock()
+        self._measure_lock = threading.Lock()
+        self._reset()
+        _instances.add(self)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """Start afresh: a new process (after fork) or a new middleware."""
+        self._pid = os.getpid()
+        self._started = time.time()
+        self._clock0 = time.monotonic()
+        self._requests = 0
+        self._starts = 0
+        self._in_flight = 0
+        self._sampled = 0
+        self._skipped_busy = 0
+        self._skipped_budget = 0
+        self._skipped_noisy = 0
+        self._measured = 0.0  # seconds spent measuring
+        self._credit = _INITIAL_CREDIT
+        self._credit_at = self._clock0
+        self._census_cost = 0.0
+        self._routes: dict[str, _Route] = {}
+        self._timeline: deque[dict[str, Any]] = deque(maxlen=self.history)
+        self._baseline: dict[str, Any] | None = None
+        self._latest: dict[str, Any] | None = None
+        self._latest_types: dict[str, int] = {}
+        self._baseline_types: dict[str, int] = {}
+        self._next_point = self._clock0
+        self._next_publish = self._clock0
+        self._route_error_logged = False
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._measure_lock = threading.Lock()
+        self._reset()
+
+    # -- the request path ------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = _Request(self, environ, start_response)
+        try:
+            with self._lock:
+                self._requests += 1
+                self._starts += 1
+                self._in_flight += 1
+                starts = self._starts
+                due = self._requests % self._every == 0 and self._in_flight == 1
+            if due:
+                self._begin_sample(request, starts)
+        except Exception:
+            logger.exception("leakscope: could not start measuring a request")
+        try:
+            result = self.app(environ, request.start_response)
+        except BaseException:
+            request.finish()
+            raise
+        if not request.sampled:
+            request.finish()  # the route is known once the application has returned
+            return result
+        return _Response(result, request)
+
+    def _begin_sample(self, request: _Request, starts: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._accrue(now)
+            if self._credit <= 0:
+                self._skipped_budget += 1
+                return
+        t0 = time.perf_counter()
+        gc.collect(1)  # gen 0 and 1 empty: what the request creates is young
+        request.sampled = True
+        request.starts = starts
+        request.blocks = sys.getallocatedblocks()
+        with self._lock:
+            self._spend(time.perf_counter() - t0)
+
+    def _accrue(self, now: float) -> None:
+        self._credit = min(_MAX_CREDIT, self._credit + (now - self._credit_at) * self._budget)
+        self._credit_at = now
+
+    def _spend(self, seconds: float) -> None:
+        self._measured += seconds
+        self._credit -= seconds
+
+    def _route_of(self, request: _Request) -> str:
+        environ = request.environ
+        if environ is None:
+            return _OTHER
+        name = environ.get("leakscope.route")
+        if not isinstance(name, str) or not name:
+            name = None
+            if self._route_fn is not None:
+                try:
+                    got = self._route_fn(environ)
+                    name = got if isinstance(got, str) and got else None
+                except Exception:
+                    if not self._route_error_logged:
+                        self._route_error_logged = True
+                        logger.exception("leakscope: the route function raised; using the path")
+            if name is None:
+                if request.status == 404:
+                    return _UNMATCHED
+                method = environ.get("REQUEST_METHOD")
+                path = environ.get("PATH_INFO")
+                name = route_template(
+                    method if isinstance(method, str) else "",
+                    path if isinstance(path, str) else "",
+                )
+        return name[:200]
+
+    def _finish(self, request: _Request) -> None:
+        name = self._route_of(request)
+        sample: _Sample | None = None
+        if request.sampled:
+            sample = self._measure(request)
+        with self._lock:
+            self._in_flight -= 1
+            entry = self._routes.get(name)
+            if entry is None:
+                if len(self._routes) >= _MAX_ROUTES:
+                    name = _OTHER
+                    entry = self._routes.get(name)
+                if entry is None:
+                    entry = self._routes[name] = _Route()
+            entry.requests += 1
+            if sample is not None:
+                self._sampled += 1
+                entry.add(sample)
+            now = time.monotonic()
+            point_due = now >= self._next_point and self._in_flight == 0
+            publish_due = self.directory is not None and now >= self._next_publish
+            if publish_due:
+                self._next_publish = now + _PUBLISH_EVERY
+        if point_due:
+            self._timeline_point(now)
+        if publish_due:
+            self._publish()
+
+    def _measure(self, request: _Request) -> _Sample | None:
+        t0 = time.perf_counter()
+        try:
+            with self._lock:
+                busy = self._in_flight != 1 or self._starts != request.starts
+            if busy:
+                with self._lock:
+                    self._skipped_busy += 1
+                return None
+            gen1 = gc.get_stats()[1]["collections"]
+            gc.collect(0)
+            if gc.get_stats()[1]["collections"] != gen1:  # pragma: no cover - other thread
+                with self._lock:
+                    self._skipped_noisy += 1
+                return None
+            blocks = sys.getallocatedblocks()
+            young = gc.get_objects(generation=1)
+            try:
+                sample = _retained(young, request.environ, sys._getframe(1))
+            finally:
+                del young
+            sample.blocks = blocks - request.blocks
+            return sample
+        finally:
+            with self._lock:
+                self._spend(time.perf_counter() - t0)
+
+    # -- timeline, publishing ----------------------------------------------------------------
+
+    def _timeline_point(self, now: float) -> None:
+        with self._lock:
+            self._accrue(now)
+            if self._credit < self._census_cost:
+                self._skipped_budget += 1
+                self._next_point = now + self._interval / 4
+                return
+            self._next_point = now + self._interval
+        if not self._measure_lock.acquire(blocking=False):
+            return
+        t0 = time.perf_counter()
+        try:
+            counts, total = tracked_census()
+            point = {
+                "time": time.time(),
+                "rss": rss_bytes(),
+                "blocks": sys.getallocatedblocks(),
+                "objects": total,
+                "types": dict(
+                    sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:_TIMELINE_TYPES]
+                ),
+            }
+            with self._lock:
+                if self._baseline is None:
+                    self._baseline = point
+                    self._baseline_types = counts
+                self._latest = point
+                self._latest_types = counts
+                self._timeline.append(point)
+        finally:
+            self._measure_lock.release()
+            cost = time.perf_counter() - t0
+            with self._lock:
+                self._census_cost = cost
+                self._spend(cost)
+
+    def _publish(self) -> None:
+        from leakscope._workers import publish
+
+        directory = self.directory
+        if directory is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            publish(directory, self.status())
+        except Exception:
+            logger.exception("leakscope: could not publish the worker state to %s", directory)
+        finally:
+            with self._lock:
+                self._spend(time.perf_counter() - t0)
+
+    def status(self) -> dict[str, Any]:
+        """This worker's state: requests, memory, growth since the first census, routes, timeline."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        rss = rss_bytes()
+        blocks = sys.getallocatedblocks()
+        with self._lock:
+            baseline, latest = self._baseline, self._latest
+            routes = [entry.to_dict(name) for name, entry in self._routes.items()]
+            growth_types: list[dict[str, Any]] = []
+            if baseline is not None:
+                before, after = self._baseline_types, self._latest_types
+                deltas = [
+                    (name, after.get(name, 0) - before.get(name, 0))
+                    for name in before.keys() | after.keys()
+                ]
+                deltas.sort(key=lambda nd: (-abs(nd[1]), nd[0]))
+                growth_types = [{"type": n, "delta": d} for n, d in deltas[:_TOP_TYPES] if d]
+            state: dict[str, Any] = {
+                "pid": self._pid,
+                "started": self._started,
+                "updated": time.time(),
+                "python": PYTHON_VERSION,
+                "requests": self._requests,
+                "sampled": self._sampled,
+                "alive": True,
+                "rss": rss,
+                "blocks": blocks,
+                "objects": None if latest is None else latest["objects"],
+                "growth": {
+                    "rss": None
+                    if baseline is None or rss is None or baseline["rss"] is None
+                    else rss - baseline["rss"],
+                    "blocks": 0 if baseline is None else blocks - baseline["blocks"],
+                    "objects": None
+                    if baseline is None or latest is None
+                    else latest["objects"] - baseline["objects"],
+                    "types": growth_types,
+                },
+                "routes": routes,
+                "timeline": [dict(p, types=dict(p["types"])) for p in self._timeline],
+                "overhead": {
+                    "budget": self._budget,
+                    "sample": self.sample,
+                    "measured_seconds": self._measured,
+                    "wall_seconds": time.monotonic() - self._clock0,
+                    "skipped_budget": self._skipped_budget,
+                    "skipped_busy": self._skipped_busy,
+                    "skipped_noisy": self._skipped_noisy,
+                },
+            }
+        state["routes"].sort(
+            key=lambda r: (not r["leaking"], -r["retained_objects_per_request"], r["route"])
+        )
+        return state
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker's state: from the directory when there is one, else ``[self.status()]``."""
+        own = self.status()
+        if self.directory is None:
+            return [own]
+        from leakscope._workers import read_workers
+
+        try:
+            others = [w for w in read_workers(self.directory) if w.get("pid") != own["pid"]]
+        except Exception:
+            logger.exception("leakscope: could not read the workers' states")
+            others = []
+        return sorted([own, *others], key=lambda w: int(w.get("pid", 0)))
+
+    def publish(self) -> None:
+        """Publish this worker's state to the directory now (no-op without a directory)."""
+        self._publish()
+
+
+def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType | None) -> _Sample:
+    """The young objects that nothing in flight holds: what the request retained.
+
+    Objects reachable from the environ and from the locals of the frames still running
+    (the server's, which hold the response and the request until after ``close()``)
+    are in flight; leakscope's own objects are left out.
+    """
+    ids = set(map(id, young))
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = []
+    if environ is not None:
+        stack.append((environ, 0))
+    f = frame
+    while f is not None:
+        skip = (f.f_globals, f.f_builtins)
+        for ref in gc.get_referents(f):
+            if type(ref) is not FrameType and not any(ref is s for s in skip):
+                stack.append((ref, 1))
+        f = f.f_back
+    del f, skip
+    steps = 0
+    while stack and steps < _MAX_WALK:
+        obj, depth = stack.pop()
+        oid = id(obj)
+        if oid in seen or type(obj) is FrameType:
+            continue
+        is_young = oid in ids
+        if not is_young and depth > 2:
+            continue
+        seen.add(oid)
+        steps += 1
+        for ref in gc.get_referents(obj):
+            stack.append((ref, depth + 1))
+    del stack
+    types: dict[type, int] = {}
+    sizes: dict[type, int] = {}
+    for obj in young:
+        if id(obj) in seen:
+            continue
+        tp = type(obj)
+        if tp is FrameType:
+            continue
+        types[tp] = types.get(tp, 0) + 1
+        try:
+            size = sys.getsizeof(obj)
+            for ref in gc.get_referents(obj):
+                if type(ref) in _SIMPLE_BYTES and sys.getrefcount(ref) <= 4:
+                    size += sys.getsizeof(ref)
+            sizes[tp] = sizes.get(tp, 0) + size
+        except Exception:
+            pass
+    named: dict[str, int] = {}
+    own: set[type] = set()
+    objects = nbytes = 0
+    for tp, n in types.items():
+        name = type_name(tp)
+        if is_own_name(name):
+            own.add(tp)
+            continue
+        named[name] = named.get(name, 0) + n
+        objects += n
+        nbytes += sizes.get(tp, 0)
+    refs: list[_Ref] = []
+    for obj in young:
+        if len(refs) >= _REFS_PER_SAMPLE:
+            break
+        tp = type(obj)
+        if id(obj) in seen or tp in own or not _WEAKREF_OFFSET.__get__(tp):
+            continue
+        try:
+            refs.append(_Ref(obj))
+        except TypeError:
+            continue
+    del obj
+    top = dict(sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TYPES])
+    return _Sample(objects, nbytes, top, refs)
+
+
+# Every middleware of this process, reset in a child process after fork (gunicorn
+# --preload creates the middleware in the master).
+_instances: weakref.WeakSet[LeakMiddleware] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for middleware in list(_instances):
+        with contextlib.suppress(Exception):  # never break a fork
+            middleware._after_fork()
+
+
+def instances() -> list[LeakMiddleware]:
+    """The live middlewares of this process (used by the gunicorn hooks and Prometheus)."""
+    return list(_instances)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
