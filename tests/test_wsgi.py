@@ -1,0 +1,344 @@
+"""LeakMiddleware driven in-process with wsgiref testing environs (and a fork in a subprocess)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+from _support import run_python_json
+
+from leakscope import wsgi
+from leakscope.wsgi import LeakMiddleware, route_template
+
+STATUS_KEYS = {
+    "pid",
+    "started",
+    "updated",
+    "python",
+    "requests",
+    "sampled",
+    "alive",
+    "rss",
+    "blocks",
+    "objects",
+    "growth",
+    "routes",
+    "timeline",
+}
+ROUTE_KEYS = {
+    "route",
+    "requests",
+    "sampled",
+    "retained_objects_per_request",
+    "retained_bytes_per_request",
+    "top_types",
+    "leaking",
+}
+
+
+class Order:
+    """What the leaking route keeps forever."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class Entry:
+    """What the cached route keeps in a bounded cache."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+LEAKED: list[Order] = []
+CACHE: OrderedDict[int, Entry] = OrderedDict()
+
+
+class Boom(Exception):
+    pass
+
+
+class Held:
+    """An object the application puts in the environ: must not outlive the request."""
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    path = environ["PATH_INFO"]
+    environ["app.held"] = Held()
+    if path.startswith("/leaky/"):
+        LEAKED.append(Order(len(LEAKED)))
+    elif path.startswith("/cached/"):
+        CACHE[int(path.rsplit("/", 1)[1])] = Entry(1)
+        while len(CACHE) > 10:
+            CACHE.popitem(last=False)
+    elif path.startswith("/boom"):
+        raise Boom("from the app")
+    elif path.startswith("/missing"):
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"no"]
+    scratch = [{"i": i} for i in range(20)]  # garbage: created and freed by every request
+    del scratch
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def call(mw: Any, path: str, method: str = "GET", **extra: Any) -> bytes:
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update(PATH_INFO=path, REQUEST_METHOD=method, **extra)
+    result = mw(environ, lambda status, headers, exc_info=None: None)
+    try:
+        return b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+def routes(mw: LeakMiddleware) -> dict[str, dict[str, Any]]:
+    return {r["route"]: r for r in mw.status()["routes"]}
+
+
+def test_leaking_route_is_flagged_with_its_type_clean_and_bounded_cache_are_not() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0, directory=None)
+    for i in range(60):
+        call(mw, f"/leaky/{i}")
+        call(mw, f"/clean/{i}")
+        call(mw, f"/cached/{i}")
+    by_route = routes(mw)
+    leaky = by_route["GET /leaky/{id}"]
+    assert leaky["leaking"], leaky
+    assert leaky["top_types"][0]["type"] == f"{__name__}.Order"
+    assert leaky["retained_objects_per_request"] >= 1
+    assert leaky["retained_bytes_per_request"] > 0
+    assert not by_route["GET /clean/{id}"]["leaking"], by_route["GET /clean/{id}"]
+    assert by_route["GET /clean/{id}"]["retained_objects_per_request"] < 0.5
+    assert not by_route["GET /cached/{id}"]["leaking"], by_route["GET /cached/{id}"]
+    assert all(r["requests"] == 60 and r["sampled"] == 60 for r in by_route.values())
+    status = mw.status()
+    assert set(status) >= STATUS_KEYS
+    assert all(set(r) >= ROUTE_KEYS for r in status["routes"])
+    assert status["routes"][0]["route"] == "GET /leaky/{id}"  # leaking routes first
+    assert status["requests"] == status["sampled"] == 180
+
+
+def test_route_names_template_ids() -> None:
+    assert route_template("GET", "/items/42") == "GET /items/{id}"
+    assert route_template("get", "/u/0b6f8c1e-2c49-4f55-9c1d-8a7d2a1f0e11/x") == "GET /u/{id}/x"
+    assert route_template("POST", "/blob/deadbeef1234") == "POST /blob/{id}"
+    assert route_template("GET", "/t/" + "aZ9" * 10) == "GET /t/{id}"
+    assert route_template("GET", "/about/team") == "GET /about/team"
+    assert route_template("BREW", "/pot") == "OTHER /pot"
+    mw = LeakMiddleware(app, sample=1.0, route=lambda environ: environ.get("x.route"))
+    call(mw, "/clean/1", **{"leakscope.route": "clean.item"})
+    call(mw, "/clean/2", **{"x.route": "by-function"})
+    call(mw, "/missing/123")
+    call(mw, "/missing/abc")
+    call(mw, "/clean/7", method="POST")
+    assert set(routes(mw)) == {"clean.item", "by-function", "<unmatched>", "POST /clean/{id}"}
+    assert routes(mw)["<unmatched>"]["requests"] == 2
+
+
+def test_a_route_function_that_raises_falls_back_to_the_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def bad(environ: dict[str, Any]) -> str:
+        raise RuntimeError("route lookup failed")
+
+    mw = LeakMiddleware(app, sample=1.0, route=bad)
+    with caplog.at_level(logging.ERROR, logger="leakscope"):
+        assert call(mw, "/clean/5") == b"ok"
+        assert call(mw, "/clean/6") == b"ok"
+    assert set(routes(mw)) == {"GET /clean/{id}"}
+    assert sum("route function raised" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_budget_limits_the_time_spent_measuring() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=0.001, interval=0.001)
+    for i in range(400):
+        call(mw, f"/clean/{i}")
+    overhead = mw.status()["overhead"]
+    # Initial credit plus what the budget accrued, plus at most one measurement's overshoot.
+    allowed = wsgi._INITIAL_CREDIT + 0.001 * overhead["wall_seconds"]
+    assert overhead["measured_seconds"] <= allowed + 0.05, overhead
+    assert overhead["skipped_budget"] > 0
+    assert mw.status()["sampled"] < 400
+
+
+def test_the_heap_census_runs_once_per_interval_not_per_request() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=3600.0)
+    for i in range(50):
+        call(mw, f"/clean/{i}")
+    status = mw.status()
+    assert len(status["timeline"]) == 1
+    point = status["timeline"][0]
+    assert set(point) == {"time", "rss", "blocks", "objects", "types"}
+    assert point["objects"] > 0 and len(point["types"]) <= wsgi._TIMELINE_TYPES
+
+
+def test_timeline_is_bounded_by_history_and_growth_is_reported() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=1e-9, history=5)
+    for i in range(40):
+        call(mw, f"/leaky/{i}")
+    status = mw.status()
+    assert len(status["timeline"]) == 5
+    growth = status["growth"]
+    assert growth["objects"] is not None and growth["blocks"] != 0
+    assert any(t["type"] == f"{__name__}.Order" and t["delta"] > 0 for t in growth["types"])
+
+
+def test_exceptions_from_the_app_propagate_unchanged() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0)
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"] = "/boom"
+    with pytest.raises(Boom, match="from the app"):
+        mw(environ, lambda *a: None)
+    del environ
+    # The failed request ended: later requests are still sampled.
+    for i in range(3):
+        call(mw, f"/clean/{i}")
+    assert mw.status()["sampled"] == 4
+    assert mw.status()["overhead"]["skipped_busy"] == 0
+
+
+def test_leakscope_failures_never_break_a_request(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("leakscope bug")
+
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=1e-9)
+    monkeypatch.setattr(wsgi, "_retained", broken)
+    monkeypatch.setattr(wsgi, "tracked_census", broken)
+    monkeypatch.setattr(mw, "_begin_sample", broken)
+    with caplog.at_level(logging.ERROR, logger="leakscope"):
+        assert call(mw, "/clean/1") == b"ok"
+    monkeypatch.undo()
+    monkeypatch.setattr(wsgi, "_retained", broken)
+    monkeypatch.setattr(wsgi, "tracked_census", broken)
+    with caplog.at_level(logging.ERROR, logger="leakscope"):
+        assert call(mw, "/clean/2") == b"ok"
+    assert any("leakscope bug" in r.getMessage() or r.exc_info for r in caplog.records)
+    assert mw.status()["requests"] == 2
+
+
+def test_no_reference_to_request_objects_is_kept() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0)
+    refs: list[weakref.ref[Any]] = []
+
+    def holding(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        held = Held()
+        refs.append(weakref.ref(held))
+        environ["app.object"] = held
+        start_response("200 OK", [])
+        yield b"x"
+
+    mw.app = holding
+    for i in range(5):
+        assert call(mw, f"/items/{i}") == b"x"
+    gc.collect()
+    assert len(refs) == 5 and all(r() is None for r in refs)
+
+
+def test_threads_share_one_middleware_safely() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=0.01)
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def worker(k: int) -> None:
+        try:
+            start.wait()
+            for i in range(40):
+                assert call(mw, f"/clean/{k * 100 + i}") == b"ok"
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    status = mw.status()
+    assert status["requests"] == 240
+    assert sum(r["requests"] for r in status["routes"]) == 240
+    assert not any(r["leaking"] for r in status["routes"])
+    # A sample is measured only when no other request ran meanwhile; the rest are skipped.
+    overhead = status["overhead"]
+    assert status["sampled"] + overhead["skipped_busy"] <= 240
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(TypeError, match="WSGI application"):
+        LeakMiddleware(42)  # type: ignore[arg-type]
+    for kwargs, field in [
+        ({"sample": 0}, "sample"),
+        ({"sample": 1.5}, "sample"),
+        ({"budget": -1}, "budget"),
+        ({"interval": float("nan")}, "interval"),
+        ({"history": 0}, "history"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            LeakMiddleware(app, **kwargs)
+    with pytest.raises(TypeError, match="route"):
+        LeakMiddleware(app, route="x")  # type: ignore[arg-type]
+
+
+def test_sample_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAKSCOPE_SAMPLE", "0.25")
+    assert LeakMiddleware(app).sample == 0.25
+    monkeypatch.setenv("LEAKSCOPE_SAMPLE", "lots")
+    assert LeakMiddleware(app).sample == wsgi._DEFAULT_SAMPLE
+
+
+def test_workers_from_a_directory(tmp_path: Any) -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0, directory=tmp_path)
+    call(mw, "/clean/1")
+    mw.publish()
+    assert (tmp_path / f"worker-{mw.status()['pid']}.json").exists()
+    workers = mw.workers()
+    assert [w["pid"] for w in workers] == [mw.status()["pid"]]
+    assert LeakMiddleware(app).workers()[0]["requests"] == 0
+
+
+def test_a_forked_child_starts_afresh() -> None:
+    result = run_python_json(
+        """
+        import json, os
+        from wsgiref.util import setup_testing_defaults
+        from leakscope.wsgi import LeakMiddleware
+
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return [b"ok"]
+
+        mw = LeakMiddleware(app, sample=1.0, budget=1.0)
+        for i in range(3):
+            env = {}
+            setup_testing_defaults(env)
+            b"".join(mw(env, lambda *a: None))
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            s = mw.status()
+            os.write(w, json.dumps([s["pid"], s["requests"], os.getpid()]).encode())
+            os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        child = json.loads(os.read(r, 1000))
+        print(json.dumps({"parent": [mw.status()["pid"], mw.status()["requests"], os.getpid()],
+                          "child": child}))
+        """
+    )
+    parent_pid, parent_requests, parent_real = result["parent"]
+    child_pid, child_requests, child_real = result["child"]
+    assert parent_pid == parent_real and parent_requests == 3
+    assert child_pid == child_real != parent_real and child_requests == 0
