@@ -1,0 +1,161 @@
+"""The gunicorn hooks under a real ``gunicorn -w 2`` (with and without --preload), and alone."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from _support import PROJECT_ROOT
+
+from leakscope import Snapshot
+from leakscope._workers import read_workers
+from leakscope.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+SERVICE = """
+from leakscope.wsgi import LeakMiddleware
+
+LEAK = []
+
+
+class Blob:
+    def __init__(self, n):
+        self.n = n
+
+
+def _app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.startswith("/leaky/"):
+        LEAK.append(Blob(path))
+    body = b"ok " + path.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Len", str(len(body)))])
+    return [body]
+
+
+app = LeakMiddleware(_app, sample=1.0, budget=1.0, interval=0.05)
+"""
+
+CONFIG = """
+from leakscope.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str, deadline: float) -> int:
+    """GET ``path``; retried while a recycled worker is replaced, until ``deadline``."""
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        except (ConnectionError, http.client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            conn.close()
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(condition: object, deadline: float, what: str) -> None:
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
+@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
+def test_real_gunicorn_workers_publish_and_write_exit_snapshots(
+    tmp_path: Path, preload: bool
+) -> None:
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
+    (tmp_path / "gunicorn.conf.py").write_text(textwrap.dedent(CONFIG))
+    state = tmp_path / "state"
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), str(tmp_path)])
+    env["LEAKSCOPE_DIR"] = str(state)
+    env.pop("LEAKSCOPE_SAMPLE", None)
+    args = [str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "-c", "gunicorn.conf.py"]
+    args += ["--max-requests", "40", "--graceful-timeout", "5", "--log-level", "warning"]
+    args += ["--preload"] * preload + ["svc:app"]
+    server = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        wait_until(
+            lambda: listening(port) or server.poll() is not None,
+            deadline,
+            "gunicorn to listen",
+        )
+        assert server.poll() is None, server.communicate()[0].decode()
+        for i in range(100):
+            assert get(port, f"/leaky/{i}", deadline) == 200
+            assert get(port, f"/clean/{i}", deadline) == 200
+        # 200 requests, recycled every 40: at least 3 workers have exited by now.
+        wait_until(lambda: len(list(state.glob("exit-*.json"))) >= 3, deadline, "exit snapshots")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            output = server.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            server.kill()
+            output = server.communicate()[0].decode()
+    assert server.returncode == 0, output
+    assert "Traceback" not in output and "AssertionError" not in output, output
+    exits = sorted(state.glob("exit-*.json"))
+    assert len(exits) >= 5  # the recycled workers and the two stopped at shutdown
+    for path in exits:
+        snap = Snapshot.load(path)
+        assert path.name == f"exit-{snap.pid}.json"
+        assert snap.objects > 0
+    assert max(Snapshot.load(p).types.get("svc.Blob", 0) for p in exits) >= 10
+    workers = read_workers(state)
+    pids = {w["pid"] for w in workers}
+    assert pids == {int(p.stem.split("-")[1]) for p in exits}
+    assert not any(w["alive"] for w in workers)
+    assert sum(w["requests"] for w in workers) == 200
+    routes = [r for w in workers for r in w["routes"]]
+    assert {r["route"] for r in routes} == {"GET /leaky/{id}", "GET /clean/{id}"}
+    assert any(r["leaking"] for r in routes if r["route"] == "GET /leaky/{id}"), routes
+    assert not any(r["leaking"] for r in routes if r["route"] == "GET /clean/{id}"), routes
+    leaky = [r for r in routes if r["leaking"]]
+    assert all(r["top_types"][0]["type"] == "svc.Blob" for r in leaky)
+
+
+def test_hooks_take_any_objects_and_never_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAKSCOPE_DIR", str(tmp_path))
+    post_fork(None, None)
+    post_worker_init(object())
+    worker_exit(None, object())
+    child_exit(None, None)
+    snap = Snapshot.load(tmp_path / f"exit-{os.getpid()}.json")
+    assert snap.pid == os.getpid()
+    monkeypatch.setenv("LEAKSCOPE_DIR", str(tmp_path / "file"))
+    (tmp_path / "file").write_text("not a directory")
+    worker_exit(None, None)  # logged, not raised
+    monkeypatch.delenv("LEAKSCOPE_DIR")
+    worker_exit(None, None)  # no directory: nothing to write
