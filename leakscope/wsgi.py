@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -318,7 +319,7 @@ class LeakMiddleware:
         self._lock = threading.Lock()
         self._measure_lock = threading.Lock()
         self._reset()
-        _instances.add(self)
+        _instances[next(_created)] = self
 
     # -- state -----------------------------------------------------------------------------
 
@@ -687,20 +688,21 @@ def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType
     return _Sample(objects, nbytes, top, refs)
 
 
-# Every middleware of this process, reset in a child process after fork (gunicorn
-# --preload creates the middleware in the master).
-_instances: weakref.WeakSet[LeakMiddleware] = weakref.WeakSet()
+# Every middleware of this process in creation order, reset in a child process after
+# fork (gunicorn --preload creates the middleware in the master).
+_instances: weakref.WeakValueDictionary[int, LeakMiddleware] = weakref.WeakValueDictionary()
+_created = itertools.count()
 
 
 def _reset_after_fork() -> None:
-    for middleware in list(_instances):
+    for middleware in list(_instances.values()):
         with contextlib.suppress(Exception):  # never break a fork
             middleware._after_fork()
 
 
 def instances() -> list[LeakMiddleware]:
-    """The live middlewares of this process (used by the gunicorn hooks and Prometheus)."""
-    return list(_instances)
+    """The live middlewares of this process, oldest first (for the gunicorn hooks, Prometheus)."""
+    return list(_instances.values())
 
 
 if hasattr(os, "register_at_fork"):
