@@ -1,0 +1,235 @@
+"""Throughput and latency of a Flask service under ``gunicorn -w 2``, with and without leakscope.
+
+The example service (``examples/flask_service/app.py``: ``create_app(leakscope=True|False)``)
+runs under gunicorn with two sync workers on 127.0.0.1; a Python client with a few
+threads sends requests to its leaking and clean routes for a fixed time, alternating
+between the two configurations so that a busy machine hurts both alike.  The
+middleware runs at its default settings (``sample`` 0.01, ``budget`` 1% of wall time),
+publishing to a ``LEAKSCOPE_DIR``.  Target: under 5% throughput lost.  Without the
+example (not written yet), a minimal two-route Flask app stands in.
+
+    python benchmarks/web_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from leakscope._workers import read_workers  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "flask_service"
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+TARGET_LOSS = 0.05
+CLIENTS = 4
+
+_STAND_IN = """
+from flask import Blueprint, Flask
+
+STORE = {}
+leaky = Blueprint("leaky", __name__, url_prefix="/leaky")
+clean = Blueprint("clean", __name__, url_prefix="/clean")
+
+
+@leaky.get("/items/<int:item_id>")
+def item(item_id):
+    STORE[len(STORE)] = {"id": item_id, "payload": "x" * 64}
+    return {"id": item_id}
+
+
+@clean.get("/items/<int:item_id>")
+def clean_item(item_id):
+    return {"id": item_id}
+
+
+def create_app(leakscope=True):
+    app = Flask(__name__)
+    app.register_blueprint(leaky)
+    app.register_blueprint(clean)
+    if leakscope:
+        from leakscope.wsgi import LeakMiddleware
+
+        app.wsgi_app = LeakMiddleware(app.wsgi_app)
+    return app
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _app_dir(tmp: Path) -> Path:
+    if (EXAMPLE / "app.py").exists():
+        return EXAMPLE
+    (tmp / "app.py").write_text(_STAND_IN)
+    return tmp
+
+
+def _start(app_dir: Path, leakscope: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(app_dir)])
+    env["LEAKSCOPE_DIR"] = str(tmp / "state")
+    for name in ("LEAKSCOPE_SAMPLE", "LEAKSCOPE_TOKEN"):
+        env.pop(name, None)
+    server = subprocess.Popen(
+        [
+            *(str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning"),
+            f"app:create_app(leakscope={leakscope})",
+        ],
+        cwd=app_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("gunicorn did not start")
+        time.sleep(0.05)
+    return server, port
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _load(port: int, seconds: float) -> tuple[int, list[float]]:
+    """Requests completed in ``seconds`` by ``CLIENTS`` threads, and their latencies."""
+    latencies: list[list[float]] = [[] for _ in range(CLIENTS)]
+    stop = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        out = latencies[k]
+        i = 0
+        while time.monotonic() < stop:
+            path = f"/{'leaky' if i % 2 else 'clean'}/items/{k * 1_000_000 + i}"
+            t0 = time.perf_counter()
+            try:
+                conn.request("GET", path)
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                continue
+            out.append(time.perf_counter() - t0)
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    merged = [x for part in latencies for x in part]
+    return len(merged), merged
+
+
+def _measure(app_dir: Path, leakscope: bool, seconds: float, tmp: Path) -> dict[str, float]:
+    shutil.rmtree(tmp / "state", ignore_errors=True)
+    server, port = _start(app_dir, leakscope, tmp)
+    try:
+        _load(port, min(1.0, seconds / 3))  # warm up both workers
+        count, latencies = _load(port, seconds)
+    finally:
+        _stop(server)
+    latencies.sort()
+    workers = read_workers(tmp / "state")
+    overheads = [w["overhead"] for w in workers if isinstance(w.get("overhead"), dict)]
+    wall = sum(o["wall_seconds"] for o in overheads)
+    return {
+        "rps": count / seconds,
+        "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "sampled": sum(w.get("sampled", 0) for w in workers),
+        "measuring": sum(o["measured_seconds"] for o in overheads) / wall if wall else 0.0,
+    }
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    seconds, rounds = (3.0, 2) if quick else (8.0, 3)
+    with tempfile.TemporaryDirectory(prefix="leakscope-web-") as name:
+        tmp = Path(name)
+        app_dir = _app_dir(tmp)
+        on: list[dict[str, float]] = []
+        off: list[dict[str, float]] = []
+        for _ in range(rounds):  # interleaved
+            off.append(_measure(app_dir, False, seconds, tmp))
+            on.append(_measure(app_dir, True, seconds, tmp))
+    which = "examples/flask_service" if app_dir == EXAMPLE else "a stand-in Flask app"
+    rps_on = statistics.median(r["rps"] for r in on)
+    rps_off = statistics.median(r["rps"] for r in off)
+    loss = 1 - rps_on / rps_off
+    verdict = "meets" if loss < TARGET_LOSS else "MISSES"
+    rows = [
+        {
+            "benchmark": "web: time per request under gunicorn -w 2 (throughput)",
+            "leakscope_s": 1 / rps_on,
+            "other": "no middleware",
+            "other_s": 1 / rps_off,
+            "ratio": rps_on / rps_off,
+            "note": f"{verdict} the < {TARGET_LOSS:.0%} throughput loss target ({loss:+.1%}: "
+            f"{rps_on:,.0f} vs {rps_off:,.0f} req/s); {which}, {CLIENTS} client threads, "
+            f"median of {rounds} x {seconds:.0f} s; {on[-1]['sampled']:.0f} requests sampled, "
+            f"{on[-1]['measuring']:.2%} of the workers' time spent measuring",
+        }
+    ]
+    for key in ("p50", "p99"):
+        ours = statistics.median(r[key] for r in on)
+        theirs = statistics.median(r[key] for r in off)
+        rows.append(
+            {
+                "benchmark": f"web: {key} latency under gunicorn -w 2",
+                "leakscope_s": ours,
+                "other": "no middleware",
+                "other_s": theirs,
+                "ratio": ours / theirs,
+                "note": f"{which}; median of {rounds} runs",
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    for row in run(args.quick):
+        print(
+            f"{row['benchmark']}: {row['leakscope_s'] * 1e3:.3f} ms "
+            f"({row['other']}: {row['other_s'] * 1e3:.3f} ms, ratio {row['ratio']:.3f}) "
+            f"- {row['note']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
