@@ -92,11 +92,26 @@ def _stdlib_dirs() -> tuple[str, ...]:
 _STDLIB = _stdlib_dirs()
 
 
-def _is_user_file(filename: str) -> bool:
+# Test runners whose frames sit between leakscope and the user's code (pytest runs
+# the test body through pluggy's hooks): never named as an allocation site.
+_RUNNER_PACKAGES = ("_pytest", "pytest", "pluggy")
+
+
+def _runner_dirs() -> tuple[str, ...]:
+    """The directories of the test-runner packages already imported (none are imported here)."""
+    dirs = []
+    for name in _RUNNER_PACKAGES:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(file, str) and os.path.basename(file) == "__init__.py":
+            dirs.append(os.path.dirname(os.path.abspath(file)) + os.sep)
+    return tuple(dirs)
+
+
+def _is_user_file(filename: str, runners: tuple[str, ...] = ()) -> bool:
     if not filename or filename.startswith("<"):
         return False
     path = os.path.abspath(filename)
-    if path.startswith(_OWN_DIR + os.sep):
+    if path.startswith(_OWN_DIR + os.sep) or (runners and path.startswith(runners)):
         return False
     for d in _STDLIB:
         if path.startswith(d + os.sep) and "site-packages" not in path[len(d) :]:
@@ -109,9 +124,11 @@ def _site(frames: Sequence[tracemalloc.Frame]) -> str | None:
 
     Only frames more recent than leakscope's own count: an allocation with no
     user frame above leakscope's frames was leakscope's, and gives ``None``.
+    Test-runner frames (pytest, pluggy) are never the user's.
     """
     if not frames:
         return None
+    runners = _runner_dirs()
     start = 0
     for i, frame in enumerate(frames):
         if os.path.abspath(frame.filename).startswith(_OWN_DIR + os.sep):
@@ -120,7 +137,7 @@ def _site(frames: Sequence[tracemalloc.Frame]) -> str | None:
     if not recent:
         return None
     for frame in reversed(recent):
-        if _is_user_file(frame.filename):
+        if _is_user_file(frame.filename, runners):
             return f"{_short_path(frame.filename)}:{frame.lineno}"
     if start:
         return None  # stdlib called by leakscope itself

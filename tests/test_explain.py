@@ -71,6 +71,23 @@ def test_site_prefers_the_most_recent_user_frame() -> None:
     assert explain._site(_frames((stdlib, 7))) == f"{explain._short_path(stdlib)}:7"
 
 
+def test_site_skips_pytest_and_pluggy_frames() -> None:
+    import _pytest.python
+    import pluggy
+
+    own = os.path.join(explain._OWN_DIR, "pytest_plugin.py")
+    runner = _pytest.python.__file__
+    hooks = os.path.join(os.path.dirname(pluggy.__file__), "_callers.py")
+    test = "/srv/app/tests/test_jobs.py"
+    # the plugin calls pytest, which calls the test, which calls into pytest (pytest.warns)
+    frames = _frames((own, 1), (hooks, 2), (runner, 3), (test, 14), (runner, 99), (hooks, 5))
+    assert explain._site(frames) == f"{test}:14"
+    # without the runner filter, pytest's line came first
+    assert explain._is_user_file(runner) and not explain._is_user_file(
+        runner, explain._runner_dirs()
+    )
+
+
 def test_culprits_from_growth_names_types_containers_and_hints() -> None:
     assessment = _Assessment(
         leaking_types={"app.Session": 1.0, "dict": 1.0},
