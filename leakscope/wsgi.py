@@ -79,7 +79,13 @@ def route_template(method: str, path: str) -> str:
     """``"GET /items/{id}"`` for ``GET /items/42``: ids, uuids, hex and long tokens become ``{id}``."""
     method = method.upper() if method.upper() in _METHODS else "OTHER"
     parts = path.split("/")[:16]
-    return f"{method} " + "/".join("{id}" if _ID_SEGMENT.match(p) else p for p in parts)[:200]
+    return f"{method} " + "/".join(map(_segment, parts))[:200]
+
+
+def _segment(part: str) -> str:
+    if part.isdigit() or (len(part) >= 8 and _ID_SEGMENT.match(part)):
+        return "{id}"
+    return part
 
 
 def _default_sample() -> float:
@@ -332,6 +338,7 @@ class LeakMiddleware:
         self._starts = 0
         self._in_flight = 0
         self._sampled = 0
+        self._pending = False
         self._skipped_busy = 0
         self._skipped_budget = 0
         self._skipped_noisy = 0
@@ -364,7 +371,11 @@ class LeakMiddleware:
                 self._starts += 1
                 self._in_flight += 1
                 starts = self._starts
-                due = self._requests % self._every == 0 and self._in_flight == 1
+                if self._requests % self._every == 0:
+                    self._pending = True  # sampled as soon as no other request is in flight
+                due = self._pending and self._in_flight == 1
+                if due:
+                    self._pending = False
             if due:
                 self._begin_sample(request, starts)
         except Exception:

@@ -342,3 +342,25 @@ def test_a_forked_child_starts_afresh() -> None:
     child_pid, child_requests, child_real = result["child"]
     assert parent_pid == parent_real and parent_requests == 3
     assert child_pid == child_real != parent_real and child_requests == 0
+
+
+def test_a_request_overlapping_a_sample_voids_it() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0)
+
+    def outer(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/outer":
+            assert call(mw, "/clean/1") == b"ok"  # another request while this one is sampled
+        return app(environ, start_response)
+
+    mw.app = outer
+    call(mw, "/outer")
+    call(mw, "/clean/2")
+    status = mw.status()
+    assert status["overhead"]["skipped_busy"] == 1
+    by_route = routes(mw)
+    assert by_route["GET /outer"]["sampled"] == 0
+    assert by_route["GET /clean/{id}"] == {
+        **by_route["GET /clean/{id}"],
+        "requests": 2,
+        "sampled": 1,
+    }
