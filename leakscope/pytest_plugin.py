@@ -24,10 +24,12 @@ hooks.  The verdict is :func:`leakscope.check`'s.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
 import os
+import sys
 import unittest
 import warnings
 from collections.abc import Callable, Generator, Sequence
@@ -206,13 +208,13 @@ class LeakscopeFixture:
         __tracebackhide__ = True
         from leakscope.verdict import run_check
 
-        ignored = _type_names(ignore_types)
         outcome = run_check(
             func,
             warmup=self._warmup if warmup is None else warmup,
             runs=self._runs if runs is None else runs,
             trace=trace,
             timeout=timeout,
+            ignore_types=ignore_types,
         )
         report, exc = outcome.report, outcome.exc
         outcome.exc = None
@@ -222,7 +224,7 @@ class LeakscopeFixture:
                 raise exc
             finally:
                 del exc
-        leaked = _leaks(report, ignored)
+        leaked = report.leaked
         _record(
             self._node,
             _entry(self._node, "fixture", "leaked" if leaked else "clean", report=report),
@@ -286,21 +288,9 @@ class _Plan:
 
 
 def _type_names(types_: object) -> frozenset[str]:
-    from leakscope._heap import type_name
+    from leakscope.verdict import _type_names as names
 
-    if isinstance(types_, (str, type)):
-        types_ = (types_,)
-    if not isinstance(types_, (list, tuple, set, frozenset)):
-        raise TypeError(f"ignore_types must be a list of type names or types, not {types_!r:.60}")
-    names = set()
-    for t in types_:
-        if isinstance(t, type):
-            names.add(type_name(t))
-        elif isinstance(t, str) and t:
-            names.add(t)
-        else:
-            raise TypeError(f"ignore_types entries must be type names or types, not {t!r:.60}")
-    return frozenset(names)
+    return names(types_)
 
 
 def _marker_plan(item: pytest.Item, settings: _Settings) -> _Plan | None:
@@ -345,13 +335,6 @@ def _suite_plan(item: pytest.Item, settings: _Settings) -> _Plan | str | None:
     return _Plan("suite", settings.warmup, settings.runs, frozenset())
 
 
-def _leaks(report: LeakReport, ignored: frozenset[str]) -> bool:
-    """The verdict, leaving out culprits whose main type the user expects to grow."""
-    if not report.leaked or not ignored or not report.culprits:
-        return report.leaked
-    return any(not c.types or c.types[0] not in ignored for c in report.culprits)
-
-
 def _failed_inside(item: pytest.Item) -> bool:
     """True when a unittest test failed, errored or skipped (unittest records, not raises)."""
     return bool(getattr(item, "_excinfo", None))
@@ -379,8 +362,12 @@ def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
 
     call = _repeatable(item, rewind)
     try:
-        report = check(call, warmup=plan.warmup, runs=plan.runs)
-        failure = None
+        report = None
+        failure = _screen_failure(call, item, plan) if plan.mode == "suite" else None
+        if failure == "":
+            return  # screened clean (recorded)
+        if failure is None:
+            report = check(call, warmup=plan.warmup, runs=plan.runs, ignore_types=plan.ignore_types)
     except (pytest.fail.Exception, pytest.skip.Exception) as exc:
         # pytest.fail()/skip() are BaseExceptions: check() lets them through.
         report = None
@@ -399,10 +386,148 @@ def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
                 pytrace=False,
             )
         return
-    leaked = _leaks(report, plan.ignore_types)
+    leaked = report.leaked
     _record(item, _entry(item, plan.mode, "leaked" if leaked else "clean", report=report))
     if leaked:
         raise LeakError(report.format(), report)
+
+
+def _screen_failure(call: Callable[[], object], item: pytest.Item, plan: _Plan) -> str | None:
+    """Screen the test: ``""`` when clean (recorded), None for a suspect, else why it failed."""
+    from leakscope.verdict import _error_text
+
+    try:
+        screened = _screen(call)
+    except Exception as exc:
+        try:
+            return _error_text(exc, "a repeated call (leakscope's screen)")
+        finally:
+            del exc
+    if screened is None:
+        return None
+    _record(item, _entry(item, plan.mode, "clean", screen=screened))
+    return ""
+
+
+# The suite-wide screen: a few cheap runs of the test body; only suspects get the full check.
+_SCREEN_WARMUP = 1  # calls after the ordinary run, before the screen measures
+_SCREEN_RUNS = 3  # measured runs; a suspect grows in every one
+_SCREEN_CALLS = 4  # calls per measured run
+# Allocated blocks a run must grow by to count as growth: the three readings (ints)
+# the screen itself stores per run, plus slack, stay under it; a leak of one
+# block per call (a small untracked object kept in a frozen container) reaches it.
+_SCREEN_BLOCKS_FLOOR = 6
+
+
+_SCREEN_BYTES_FLOOR = 4096  # malloc'd bytes a run must grow by (1 KiB per call)
+
+
+class _MallocStats:
+    """Bytes in use by the C allocator (glibc ``mallinfo2``), read in microseconds.
+
+    What pymalloc's block count misses: big untracked objects (``bytes``,
+    ``bytearray`` buffers, arrays) come straight from ``malloc``.  Elsewhere
+    (no glibc 2.33+) it falls back to the resident set size, coarser.
+    """
+
+    def __init__(self) -> None:
+        self._read: Callable[[], int | None] = self._rss
+        self.floor = 1 << 16  # resident bytes a run must grow by (pages come and go)
+        try:
+            import ctypes
+
+            fields = (
+                *("arena", "ordblks", "smblks", "hblks", "hblkhd"),
+                *("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"),
+            )
+
+            class _Info(ctypes.Structure):
+                _fields_ = [(name, ctypes.c_size_t) for name in fields]
+
+            mallinfo2 = ctypes.CDLL(None).mallinfo2
+            mallinfo2.restype = _Info
+            mallinfo2.argtypes = []
+        except (ImportError, OSError, AttributeError, TypeError):
+            return
+
+        def read() -> int:
+            info = mallinfo2()
+            return int(info.uordblks) + int(info.hblkhd)
+
+        self._read = read
+        self.floor = _SCREEN_BYTES_FLOOR
+
+    @staticmethod
+    def _rss() -> int | None:
+        from leakscope._heap import rss_bytes
+
+        return rss_bytes()
+
+    def __call__(self) -> int | None:
+        return self._read()
+
+
+_MALLOC: _MallocStats | None = None
+
+
+def _malloc_stats() -> _MallocStats:
+    global _MALLOC
+    if _MALLOC is None:
+        _MALLOC = _MallocStats()
+    return _MALLOC
+
+
+def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
+    """Screen a test body cheaply: None when it is a suspect (it needs the full check).
+
+    The body runs ``_SCREEN_WARMUP`` times, then everything alive is frozen
+    (:func:`gc.freeze`), so that each collection after a measured run only
+    looks at the objects made since; the test is clean when, in some measured
+    run, neither the surviving gc-tracked objects nor the allocated blocks grew.
+    A leak grows in every run (what it keeps is never freed), so it always
+    reaches the full :func:`leakscope.check`, which decides and explains.
+    Returns the screen's readings for a clean test.
+    """
+    from leakscope._interpreter import preserved
+
+    with preserved():
+        if gc.get_freeze_count():  # the host froze objects itself: do not unfreeze them
+            return None
+        for _ in range(_SCREEN_WARMUP):
+            call()
+        # No full collection first (the costly part in a big process): garbage left
+        # now is frozen with the rest and collected as usual after unfreeze().
+        # The readings go into lists made beforehand: the screen's own allocations
+        # between two readings would look like the test's growth.
+        malloc = _malloc_stats()
+        objects = [0] * (_SCREEN_RUNS + 1)
+        blocks = [0] * (_SCREEN_RUNS + 1)
+        memory: list[int | None] = [0] * (_SCREEN_RUNS + 1)
+        gc.freeze()
+        try:
+            gc.collect()
+            objects[0], blocks[0] = len(gc.get_objects()), sys.getallocatedblocks()
+            memory[0] = malloc()
+            for k in range(1, _SCREEN_RUNS + 1):
+                for _ in range(_SCREEN_CALLS):
+                    call()
+                gc.collect()
+                objects[k], blocks[k] = len(gc.get_objects()), sys.getallocatedblocks()
+                memory[k] = malloc()
+                before, after = memory[k - 1], memory[k]
+                if (
+                    objects[k] <= objects[k - 1]
+                    and blocks[k] - blocks[k - 1] < _SCREEN_BLOCKS_FLOOR
+                    and (before is None or after is None or after - before < malloc.floor)
+                ):
+                    return {
+                        "calls": _SCREEN_WARMUP + k * _SCREEN_CALLS,
+                        "objects": [objects[i] - objects[i - 1] for i in range(1, k + 1)],
+                        "blocks": [blocks[i] - blocks[i - 1] for i in range(1, k + 1)],
+                    }
+        finally:
+            gc.unfreeze()
+    return None
 
 
 def _repeatable(item: pytest.Item, rewind: _Rewind) -> Callable[[], None]:
@@ -506,10 +631,13 @@ def _entry(
     *,
     report: LeakReport | None = None,
     reason: str | None = None,
+    screen: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"nodeid": item.nodeid, "mode": mode, "verdict": verdict}
     if reason is not None:
         entry["reason"] = reason
+    if screen is not None:
+        entry["screen"] = screen
     if report is not None:
         entry["summary"] = _one_line(report) if verdict == "leaked" else ""
         if verdict == "leaked":

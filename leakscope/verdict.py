@@ -32,11 +32,11 @@ import math
 import sys
 import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leakscope._heap import object_type_name, rss_bytes, tracked_census
+from leakscope._heap import object_type_name, rss_bytes, tracked_census, type_name
 from leakscope._interpreter import InterpreterState, preserved
 from leakscope.errors import LeakError, LeakscopeError
 from leakscope.snapshot import _root_containers
@@ -604,6 +604,7 @@ def _measure(
     trace: bool,
     state: InterpreterState,
     name: str,
+    ignored: frozenset[str] = frozenset(),
 ) -> LeakReport:
     started = time.perf_counter()
     deadline = None if timeout is None else started + timeout
@@ -703,6 +704,20 @@ def _measure(
         )
         culprits, per_call_bytes = explained.culprits, explained.bytes_per_call
         notes.extend(explained.notes)
+    leaked = assessment.leaked
+    if leaked and ignored and culprits:
+        kept = tuple(c for c in culprits if not c.types or c.types[0] not in ignored)
+        if len(kept) < len(culprits):
+            notes.append(
+                "ignored (ignore_types): "
+                + ", ".join(
+                    f"{c.types[0]} +{_fmt_rate(c.per_call)} {c.unit}/call"
+                    for c in culprits
+                    if c not in kept
+                )
+            )
+        culprits = kept
+        leaked = bool(kept)
     tail = measured[-min(_CONFIRM, len(measured)) :]
     tail_calls = sum(m.run.calls for m in tail) or 1
     per_call = PerCall(
@@ -712,7 +727,7 @@ def _measure(
     )
     return LeakReport(
         function=name,
-        leaked=assessment.leaked,
+        leaked=leaked,
         per_call=per_call,
         culprits=culprits,
         runs=tuple(m.run for m in measured),
@@ -749,6 +764,7 @@ def run_check(
     trace: bool = True,
     timeout: float | None = None,
     keep_result: bool = False,
+    ignore_types: Iterable[str | type] = (),
 ) -> _Outcome:
     """:func:`check`, also handing back the last result or the exception ``func`` raised."""
     if not callable(func):
@@ -768,6 +784,7 @@ def run_check(
         raise ValueError(
             f"timeout must be a positive number of seconds or None, not {timeout!r:.40}"
         )
+    ignored = _type_names(ignore_types)
     name = _call_name(func)
     runner = _Runner(as_sync(func), keep_result)
     started = time.perf_counter()
@@ -781,6 +798,7 @@ def run_check(
                 trace=trace,
                 state=state,
                 name=name,
+                ignored=ignored,
             )
     except _Stopped as stopped:
         exc = stopped.exc
@@ -805,6 +823,7 @@ def check(
     runs: int | None = None,
     trace: bool = True,
     timeout: float | None = None,
+    ignore_types: Iterable[str | type] = (),
 ) -> LeakReport:
     """Call ``func`` repeatedly and decide whether it leaks; return a :class:`LeakReport`.
 
@@ -814,7 +833,11 @@ def check(
     measured runs (calls double from run to run); by default both are chosen
     adaptively.  ``trace=True`` finds allocation sites with ``tracemalloc``
     (started and stopped again if it was off).  ``timeout`` bounds the time in
-    seconds: the verdict then uses the runs completed so far.
+    seconds: the verdict then uses the runs completed so far.  ``ignore_types``
+    names types whose growth is expected (types, or qualified names such as
+    ``"mypkg.Session"``): a culprit whose main type is one of them is left out
+    of the verdict and of the culprits (a note says what was ignored), so the
+    report says ``leaked=False`` when nothing else grows.
 
     When ``func`` raises, the report carries ``error`` and no verdict; the
     exception is not re-raised (``@no_leaks`` re-raises it).  Interpreter
@@ -825,9 +848,28 @@ def check(
     >>> check(lambda: cache.append(object())).leaked
     True
     """
-    outcome = run_check(func, warmup=warmup, runs=runs, trace=trace, timeout=timeout)
+    outcome = run_check(
+        func, warmup=warmup, runs=runs, trace=trace, timeout=timeout, ignore_types=ignore_types
+    )
     outcome.exc = None
     return outcome.report
+
+
+def _type_names(types_: object) -> frozenset[str]:
+    """The qualified names of ``ignore_types`` (types or non-empty names); TypeError otherwise."""
+    if isinstance(types_, (str, type)):
+        types_ = (types_,)
+    if not isinstance(types_, (list, tuple, set, frozenset)):
+        raise TypeError(f"ignore_types must be a list of type names or types, not {types_!r:.60}")
+    names = set()
+    for t in types_:
+        if isinstance(t, type):
+            names.add(type_name(t))
+        elif isinstance(t, str) and t:
+            names.add(t)
+        else:
+            raise TypeError(f"ignore_types entries must be type names or types, not {t!r:.60}")
+    return frozenset(names)
 
 
 def _fmt_rate(value: float) -> str:

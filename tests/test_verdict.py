@@ -113,6 +113,34 @@ def test_one_object_per_call_is_caught_and_plateaus_are_not() -> None:
     assert out.split() == ["True", "False"]
 
 
+def test_ignore_types_leaves_expected_growth_out_of_the_verdict() -> None:
+    out = run_python(
+        """
+        import json
+        from leakscope.verdict import check
+        kept = []
+        class Session: pass
+        class Other: pass
+        def sessions():
+            kept.append(Session())
+        def both():
+            kept.append(Session()); kept.append(Other())
+        plain = check(sessions, trace=False)
+        by_name = check(sessions, ignore_types=["__main__.Session"], trace=False)
+        by_type = check(both, ignore_types=[Session], trace=False)
+        print(json.dumps([
+            plain.leaked, by_name.leaked, [c.types[0] for c in by_name.culprits],
+            [n for n in by_name.notes if n.startswith("ignored")],
+            by_type.leaked, [c.types[0] for c in by_type.culprits],
+        ]))
+        """
+    )
+    plain, by_name, names, notes, by_type, remaining = json.loads(out)
+    assert plain is True and by_name is False and names == []
+    assert len(notes) == 1 and "__main__.Session" in notes[0]
+    assert by_type is True and "__main__.Session" not in remaining and remaining
+
+
 def test_values_hidden_unless_asked() -> None:
     out = run_python(
         """
@@ -223,6 +251,8 @@ def test_timeout_and_explicit_runs() -> None:
         ({"warmup": 0}, ValueError),
         ({"timeout": -1}, ValueError),
         ({"trace": "yes"}, TypeError),
+        ({"ignore_types": 3}, TypeError),
+        ({"ignore_types": ["ok", ""]}, TypeError),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type) -> None:
