@@ -42,6 +42,7 @@ from types import FrameType
 from typing import Any
 
 from leakscope._heap import PYTHON_VERSION, is_own_name, rss_bytes, tracked_census, type_name
+from leakscope.snapshot import _CONTAINER_BASES, _MODULE_DICT, _TYPE_DICT
 
 __all__ = ["LeakMiddleware"]
 
@@ -62,6 +63,7 @@ _INITIAL_CREDIT = 0.05  # seconds of measuring allowed before the budget has acc
 _MAX_CREDIT = 1.0
 _MAX_WALK = 50_000
 _FOLLOWED = 64
+_MAX_CONTAINERS = 2000
 _CO_OPTIMIZED = inspect.CO_OPTIMIZED
 _REFS_PER_SAMPLE = 4
 _WEAKREF_OFFSET = type.__dict__["__weakrefoffset__"]
@@ -119,7 +121,7 @@ class _Ref(weakref.ref):  # type: ignore[type-arg]
 class _Sample:
     """What one sampled request retained."""
 
-    __slots__ = ("blocks", "bytes", "objects", "refs", "types")
+    __slots__ = ("blocks", "bytes", "containers", "objects", "refs", "types")
 
     def __init__(self, objects: int, nbytes: int, types: dict[str, int], refs: list[_Ref]) -> None:
         self.objects = objects
@@ -127,6 +129,7 @@ class _Sample:
         self.blocks = 0
         self.types = types
         self.refs = refs
+        self.containers: dict[str, int] = {}
 
 
 class _Route:
@@ -172,6 +175,10 @@ class _Route:
             for t, c in s.types.items():
                 types[t] = types.get(t, 0) + c
         top = sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TYPES]
+        grown: dict[str, int] = {}
+        for s in recent:
+            for key, c in s.containers.items():
+                grown[key] = grown.get(key, 0) + c
         objects = sorted(s.objects for s in recent)
         blocks = sorted(s.blocks for s in recent)
         leaking = (
@@ -188,6 +195,10 @@ class _Route:
             "retained_bytes_per_request": sum(s.bytes for s in recent) / n if n else 0.0,
             "retained_blocks_per_request": sum(blocks) / n if n else 0.0,
             "top_types": [{"type": t, "per_request": c / n} for t, c in top if c > 0],
+            "containers": [
+                {"container": key, "per_request": c / n}
+                for key, c in sorted(grown.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TYPES]
+            ],
             "leaking": leaking,
         }
 
@@ -235,6 +246,8 @@ class _Request:
 
     __slots__ = (
         "blocks",
+        "collections",
+        "containers",
         "environ",
         "middleware",
         "sampled",
@@ -253,6 +266,8 @@ class _Request:
         self.sampled = False
         self.starts = 0
         self.blocks = 0
+        self.collections = (0, 0)
+        self.containers: list[int] = []
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
         try:
@@ -355,6 +370,7 @@ class LeakMiddleware:
         self._next_point = self._clock0
         self._next_publish = self._clock0
         self._route_error_logged = False
+        self._containers = _Containers()
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -401,6 +417,8 @@ class LeakMiddleware:
         gc.collect(1)  # gen 0 and 1 empty: what the request creates is young
         request.sampled = True
         request.starts = starts
+        request.containers = self._containers.lengths()
+        request.collections = _older_collections()
         request.blocks = sys.getallocatedblocks()
         with self._lock:
             self._spend(time.perf_counter() - t0)
@@ -476,12 +494,12 @@ class LeakMiddleware:
                 with self._lock:
                     self._skipped_busy += 1
                 return None
-            gen1 = gc.get_stats()[1]["collections"]
-            gc.collect(0)
-            if gc.get_stats()[1]["collections"] != gen1:  # pragma: no cover - other thread
+            if _older_collections() != request.collections:
+                # The collector moved some of the request's objects to the oldest generation.
                 with self._lock:
                     self._skipped_noisy += 1
                 return None
+            gc.collect(0)
             blocks = sys.getallocatedblocks()
             young = gc.get_objects(generation=1)
             try:
@@ -489,6 +507,7 @@ class LeakMiddleware:
             finally:
                 del young
             sample.blocks = blocks - request.blocks
+            self._containers.grown(request.containers, sample)
             return sample
         finally:
             with self._lock:
@@ -509,6 +528,7 @@ class LeakMiddleware:
         t0 = time.perf_counter()
         try:
             counts, total = tracked_census()
+            self._containers.rescan()
             point = {
                 "time": time.time(),
                 "rss": rss_bytes(),
@@ -620,6 +640,100 @@ class LeakMiddleware:
     def publish(self) -> None:
         """Publish this worker's state to the directory now (no-op without a directory)."""
         self._publish()
+
+
+def _older_collections() -> tuple[int, int]:
+    stats = gc.get_stats()
+    return stats[1]["collections"], stats[2]["collections"]
+
+
+class _Containers:
+    """The module and class containers (where caches and registries live), by weak reference.
+
+    A request that stores into ``CACHE = {}`` at module level leaves objects the
+    collector may not track (a dict of strings and numbers); the container's length
+    grows instead.  Their list comes from the snapshot's container scan, refreshed at
+    each timeline census; a sampled request reads their lengths before and after.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
+
+    def rescan(self) -> None:
+        from leakscope.snapshot import _root_containers
+
+        entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
+        lengths, _ = _root_containers()
+        for key in lengths:
+            if "__defaults__" in key or len(entries) >= _MAX_CONTAINERS:
+                continue
+            modname, _, rest = key.partition(":")
+            name, _, attr = rest.partition(".")
+            module = sys.modules.get(modname)
+            try:
+                holder = module if not attr else _MODULE_DICT.__get__(module).get(name)
+                value = (_TYPE_DICT if attr else _MODULE_DICT).__get__(holder).get(attr or name)
+                base = next(b for b in _CONTAINER_BASES if issubclass(type(value), b))
+                length: Callable[[Any], int] = base.__len__  # type: ignore[attr-defined]
+                entries.append((weakref.ref(holder), attr or name, bool(attr), length, key))
+            except Exception:
+                continue
+        self.entries = entries
+
+    def lengths(self) -> list[int]:
+        if not self.entries:
+            self.rescan()
+        out = []
+        for ref, name, is_class, length, _ in self.entries:
+            holder = ref()
+            try:
+                namespace = (_TYPE_DICT if is_class else _MODULE_DICT).__get__(holder)
+                out.append(length(namespace.get(name)))
+            except Exception:
+                out.append(-1)
+        return out
+
+    def grown(self, before: list[int], sample: _Sample) -> None:
+        """Add to ``sample`` what the containers that grew since ``before`` now end with."""
+        after = self.lengths()
+        if not before or len(before) != len(after):
+            return  # rescanned meanwhile
+        for (ref, name, is_class, _, key), old, new in zip(
+            self.entries, before, after, strict=True
+        ):
+            if old < 0 or new <= old:
+                continue
+            try:
+                namespace = (_TYPE_DICT if is_class else _MODULE_DICT).__get__(ref())
+                value = _last(namespace.get(name))
+            except Exception:
+                continue
+            if len(sample.containers) < _TOP_TYPES:
+                sample.containers[key] = new - old
+            if value is _NOTHING or gc.is_tracked(value):
+                continue  # tracked values were counted as the request's young objects
+            tp = type_name(type(value))
+            sample.types[tp] = sample.types.get(tp, 0) + new - old
+            sample.objects += new - old
+            with contextlib.suppress(Exception):
+                sample.bytes += sys.getsizeof(value) * (new - old)
+            del value
+
+
+_NOTHING = object()
+
+
+def _last(container: object) -> object:
+    """The value added last to a dict, list or deque (``_NOTHING`` for others); no user code."""
+    tp = type(container)
+    if issubclass(tp, dict):
+        return next(reversed(dict.values(container)), _NOTHING)  # type: ignore[arg-type]
+    for base in (list, deque):
+        if issubclass(tp, base) and base.__len__(container):  # type: ignore[arg-type]
+            return base.__getitem__(container, -1)  # type: ignore[call-overload,index]
+    return _NOTHING
 
 
 def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType | None) -> _Sample:

@@ -58,6 +58,7 @@ class Entry:
 
 
 LEAKED: list[Order] = []
+STORED: dict[int, dict[str, Any]] = {}
 CACHE: OrderedDict[int, Entry] = OrderedDict()
 
 
@@ -74,6 +75,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     environ["app.held"] = Held()
     if path.startswith("/leaky/"):
         LEAKED.append(Order(len(LEAKED)))
+    elif path.startswith("/stored/"):
+        STORED[len(STORED)] = {"id": len(STORED), "name": "item"}  # not tracked by gc
     elif path.startswith("/cached/"):
         CACHE[int(path.rsplit("/", 1)[1])] = Entry(1)
         while len(CACHE) > 10:
@@ -112,6 +115,7 @@ def test_leaking_route_is_flagged_with_its_type_clean_and_bounded_cache_are_not(
         call(mw, f"/leaky/{i}")
         call(mw, f"/clean/{i}")
         call(mw, f"/cached/{i}")
+        call(mw, f"/stored/{i}")
     by_route = routes(mw)
     leaky = by_route["GET /leaky/{id}"]
     assert leaky["leaking"], leaky
@@ -121,12 +125,16 @@ def test_leaking_route_is_flagged_with_its_type_clean_and_bounded_cache_are_not(
     assert not by_route["GET /clean/{id}"]["leaking"], by_route["GET /clean/{id}"]
     assert by_route["GET /clean/{id}"]["retained_objects_per_request"] < 0.5
     assert not by_route["GET /cached/{id}"]["leaking"], by_route["GET /cached/{id}"]
+    stored = by_route["GET /stored/{id}"]
+    assert stored["leaking"], stored
+    assert stored["top_types"] == [{"type": "dict", "per_request": 1.0}]
+    assert stored["containers"] == [{"container": f"{__name__}:STORED", "per_request": 1.0}]
     assert all(r["requests"] == 60 and r["sampled"] == 60 for r in by_route.values())
     status = mw.status()
     assert set(status) >= STATUS_KEYS
     assert all(set(r) >= ROUTE_KEYS for r in status["routes"])
-    assert status["routes"][0]["route"] == "GET /leaky/{id}"  # leaking routes first
-    assert status["requests"] == status["sampled"] == 180
+    assert {r["route"] for r in status["routes"][:2]} == {"GET /leaky/{id}", "GET /stored/{id}"}
+    assert status["requests"] == status["sampled"] == 240
 
 
 def test_route_names_template_ids() -> None:
