@@ -64,6 +64,8 @@ _MAX_CREDIT = 1.0
 _MAX_WALK = 50_000
 _FOLLOWED = 64
 _MAX_CONTAINERS = 2000
+_ALL_CONTAINERS_FOR = 60.0  # seconds after the first scan during which every container is read
+_GROWABLE = tuple(b for b in _CONTAINER_BASES if b is not frozenset)
 _CO_OPTIMIZED = inspect.CO_OPTIMIZED
 _REFS_PER_SAMPLE = 4
 _WEAKREF_OFFSET = type.__dict__["__weakrefoffset__"]
@@ -654,20 +656,29 @@ class _Containers:
     collector may not track (a dict of strings and numbers); the container's length
     grows instead.  Their list comes from the snapshot's container scan, refreshed at
     each timeline census; a sampled request reads their lengths before and after.
+    A minute after the first scan, only the containers whose length has changed since
+    then are read: most (``__all__``, registries filled at import) never change.
     """
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "first", "scanned")
 
     def __init__(self) -> None:
         self.entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
+        self.first: dict[str, int] = {}
+        self.scanned = 0.0  # time.monotonic() of the first scan
 
     def rescan(self) -> None:
         from leakscope.snapshot import _root_containers
 
         entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
         lengths, _ = _root_containers()
-        for key in lengths:
+        if not self.scanned:
+            self.first, self.scanned = lengths, time.monotonic()
+        every = time.monotonic() - self.scanned < _ALL_CONTAINERS_FOR
+        for key, n in lengths.items():
             if "__defaults__" in key or len(entries) >= _MAX_CONTAINERS:
+                continue
+            if not every and self.first.get(key) == n:
                 continue
             modname, _, rest = key.partition(":")
             name, _, attr = rest.partition(".")
@@ -675,7 +686,7 @@ class _Containers:
             try:
                 holder = module if not attr else _MODULE_DICT.__get__(module).get(name)
                 value = (_TYPE_DICT if attr else _MODULE_DICT).__get__(holder).get(attr or name)
-                base = next(b for b in _CONTAINER_BASES if issubclass(type(value), b))
+                base = next(b for b in _GROWABLE if issubclass(type(value), b))
                 length: Callable[[Any], int] = base.__len__  # type: ignore[attr-defined]
                 entries.append((weakref.ref(holder), attr or name, bool(attr), length, key))
             except Exception:
@@ -683,7 +694,7 @@ class _Containers:
         self.entries = entries
 
     def lengths(self) -> list[int]:
-        if not self.entries:
+        if not self.scanned:
             self.rescan()
         out = []
         for ref, name, is_class, length, _ in self.entries:

@@ -372,3 +372,22 @@ def test_a_request_overlapping_a_sample_voids_it() -> None:
         "requests": 2,
         "sampled": 1,
     }
+
+
+def test_after_a_while_only_containers_that_changed_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    containers = wsgi._Containers()
+    containers.rescan()
+    everything = len(containers.entries)
+    assert f"{__name__}:STORED" in {e[4] for e in containers.entries}
+    monkeypatch.setattr(wsgi, "_ALL_CONTAINERS_FOR", 0.0)
+    STORED[-1] = {"id": -1}
+    try:
+        containers.rescan()
+        keys = {e[4] for e in containers.entries}
+        assert f"{__name__}:STORED" in keys
+        assert len(keys) < everything / 2
+        assert len(containers.lengths()) == len(keys)
+    finally:
+        del STORED[-1]
