@@ -62,6 +62,7 @@ _PUBLISH_EVERY = 2.0
 _INITIAL_CREDIT = 0.05  # seconds of measuring allowed before the budget has accrued any
 _MAX_CREDIT = 1.0
 _MAX_WALK = 50_000
+_MAX_OLD_FANOUT = 256
 _FOLLOWED = 64
 _MAX_CONTAINERS = 2000
 _ALL_CONTAINERS_FOR = 60.0  # seconds after the first scan during which every container is read
@@ -772,13 +773,18 @@ def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType
         oid = id(obj)
         if oid in seen or type(obj) is FrameType:
             continue
-        is_young = oid in ids
-        if not is_young and depth > 2:
-            continue
+        young_obj = oid in ids
+        if not young_obj and depth > 2:
+            continue  # may still be reached nearer a root
         seen.add(oid)
         steps += 1
-        for ref in gc.get_referents(obj):
-            stack.append((ref, depth + 1))
+        refs = gc.get_referents(obj)
+        if not young_obj and len(refs) > _MAX_OLD_FANOUT:
+            # Old objects followed are the server's own near the roots (its response,
+            # its worker), never a big container: a cache holding new objects is the leak.
+            continue
+        stack.extend(zip(refs, itertools.repeat(depth + 1)))
+        del refs
     del stack
     types: dict[type, int] = {}
     sizes: dict[type, int] = {}
