@@ -1,0 +1,92 @@
+"""The documentation: every runnable snippet runs, and the API reference covers ``__all__``.
+
+A ```python block in a page under ``docs/`` is runnable unless its first line is a
+comment starting with ``# not run`` (fragments, signatures, code that needs your own
+application).  Each runs alone in a fresh interpreter.  ``docs/pytest.md`` holds pytest
+test functions, not scripts, and is left out.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _support import PROJECT_ROOT, run_python
+
+import leakscope
+
+DOCS = PROJECT_ROOT / "docs"
+NOT_SCRIPTS = {"pytest.md"}  # pytest test functions, run by pytest itself in examples/
+_FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def _pages() -> list[Path]:
+    return sorted(
+        p
+        for p in DOCS.rglob("*.md")
+        if p.name not in NOT_SCRIPTS and "_generated" not in p.relative_to(DOCS).parts
+    )
+
+
+def _snippets() -> list[tuple[str, int, str]]:
+    found = []
+    for page in _pages():
+        for i, match in enumerate(_FENCE.finditer(page.read_text(encoding="utf-8"))):
+            code = match.group(1)
+            if not code.lstrip().startswith("# not run"):
+                found.append((page.relative_to(DOCS).as_posix(), i + 1, code))
+    return found
+
+
+SNIPPETS = _snippets()
+
+
+def test_the_docs_have_runnable_snippets() -> None:
+    pages = {page for page, _, _ in SNIPPETS}
+    assert len(SNIPPETS) >= 20, SNIPPETS
+    assert {"index.md", "quickstart.md", "guides/import.md"} <= pages
+
+
+def test_snippet_marker_is_found() -> None:
+    text = "```python\n# not run: a fragment\nx(\n```\n\n```python\nprint(1)\n```\n"
+    blocks = [m.group(1) for m in _FENCE.finditer(text)]
+    assert blocks == ["# not run: a fragment\nx(\n", "print(1)\n"]
+
+
+@pytest.mark.parametrize(
+    "code", [c for _, _, c in SNIPPETS], ids=[f"{p}#{i}" for p, i, _ in SNIPPETS]
+)
+def test_snippet_runs(code: str) -> None:
+    run_python(code, timeout=60)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocstrings") is None,
+    reason="mkdocs and mkdocstrings are not installed (the docs extra)",
+)
+def test_site_builds_strict_and_the_api_reference_lists_every_public_name(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in leakscope.__all__
+        if (f'id="leakscope.{name}"' not in html if not name.startswith("__") else name not in html)
+    ]
+    assert not missing, f"public names without an entry in the API reference: {missing}"
