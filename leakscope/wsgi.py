@@ -768,6 +768,7 @@ def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType
         f = f.f_back
     del f
     steps = 0
+    referents: list[Any] = []
     while stack and steps < _MAX_WALK:
         obj, depth = stack.pop()
         oid = id(obj)
@@ -778,14 +779,13 @@ def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType
             continue  # may still be reached nearer a root
         seen.add(oid)
         steps += 1
-        refs = gc.get_referents(obj)
-        if not young_obj and len(refs) > _MAX_OLD_FANOUT:
+        referents = gc.get_referents(obj)
+        if not young_obj and len(referents) > _MAX_OLD_FANOUT:
             # Old objects followed are the server's own near the roots (its response,
             # its worker), never a big container: a cache holding new objects is the leak.
             continue
-        stack.extend(zip(refs, itertools.repeat(depth + 1)))
-        del refs
-    del stack
+        stack.extend(zip(referents, itertools.repeat(depth + 1)))
+    del stack, referents
     types: dict[type, int] = {}
     sizes: dict[type, int] = {}
     for obj in young:
