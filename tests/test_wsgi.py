@@ -235,7 +235,11 @@ def test_leakscope_failures_never_break_a_request(
     with caplog.at_level(logging.ERROR, logger="leakscope"):
         assert call(mw, "/clean/2") == b"ok"
     assert any("leakscope bug" in r.getMessage() or r.exc_info for r in caplog.records)
-    assert mw.status()["requests"] == 2
+    monkeypatch.undo()
+    assert call(mw, "/clean/3") == b"ok"  # the failed requests ended: this one is measured
+    status = mw.status()
+    assert status["requests"] == 3 and status["sampled"] == 1
+    assert status["overhead"]["skipped_busy"] == 0
 
 
 def test_no_reference_to_request_objects_is_kept() -> None:
