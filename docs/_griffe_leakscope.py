@@ -2,8 +2,8 @@
 
 leakscope's docstrings use reST conventions (``>>>`` doctest blocks, ``:func:`name```
 roles).  Markdown would read a doctest line such as ``x['k'][3]`` as a reference link, so
-this turns each top-level doctest block into a fenced ``pycon`` code block and each role
-into a code span.  Loaded by mkdocs.yml (``extensions:`` of the python handler).
+this turns each top-level doctest block into a fenced ``pycon`` code block, each role
+into a code span, and a reST ``text::`` before an indented block into ``text:``.  Loaded by mkdocs.yml (``extensions:`` of the python handler).
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ def _fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+_LITERAL = re.compile(r"(\S)::$", re.MULTILINE)
+
+
 def _markdown(text: str) -> str:
-    return _fence_doctests(_ROLE.sub(lambda m: f"`{m.group(1)}`", text))
+    text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
+    text = _LITERAL.sub(r"\1:", text)  # reST "text::" before an indented block: "text:"
+    return _fence_doctests(text)
 
 
 class LeakscopeDocstrings(griffe.Extension):
