@@ -363,9 +363,12 @@ def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
     call = _repeatable(item, rewind)
     try:
         report = None
-        failure = _screen_failure(call, item, plan) if plan.mode == "suite" else None
-        if failure == "":
-            return  # screened clean (recorded)
+        failure, screened = None, None
+        if plan.mode == "suite":
+            failure, screened = _screen_failure(call)
+            if screened is not None and not screened["suspect"]:
+                _record(item, _entry(item, plan.mode, "clean", screen=screened))
+                return
         if failure is None:
             report = check(call, warmup=plan.warmup, runs=plan.runs, ignore_types=plan.ignore_types)
     except (pytest.fail.Exception, pytest.skip.Exception) as exc:
@@ -387,39 +390,35 @@ def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
             )
         return
     leaked = report.leaked
-    _record(item, _entry(item, plan.mode, "leaked" if leaked else "clean", report=report))
+    verdict = "leaked" if leaked else "clean"
+    _record(item, _entry(item, plan.mode, verdict, report=report, screen=screened))
     if leaked:
         raise LeakError(report.format(), report)
 
 
-def _screen_failure(call: Callable[[], object], item: pytest.Item, plan: _Plan) -> str | None:
-    """Screen the test: ``""`` when clean (recorded), None for a suspect, else why it failed."""
+def _screen_failure(call: Callable[[], object]) -> tuple[str | None, dict[str, Any] | None]:
+    """Screen the test: (why a repeated call failed or None, the screen's readings or None)."""
     from leakscope.verdict import _error_text
 
     try:
-        screened = _screen(call)
+        return None, _screen(call)
     except Exception as exc:
         try:
-            return _error_text(exc, "a repeated call (leakscope's screen)")
+            return _error_text(exc, "a repeated call (leakscope's screen)"), None
         finally:
             del exc
-    if screened is None:
-        return None
-    _record(item, _entry(item, plan.mode, "clean", screen=screened))
-    return ""
 
 
 # The suite-wide screen: a few cheap runs of the test body; only suspects get the full check.
 _SCREEN_WARMUP = 1  # calls after the ordinary run, before the screen measures
-_SCREEN_RUNS = 3  # measured runs; a suspect grows in every one
-_SCREEN_CALLS = 4  # calls per measured run
-# Allocated blocks a run must grow by to count as growth: the three readings (ints)
-# the screen itself stores per run, plus slack, stay under it; a leak of one
-# block per call (a small untracked object kept in a frozen container) reaches it.
-_SCREEN_BLOCKS_FLOOR = 6
-
-
-_SCREEN_BYTES_FLOOR = 4096  # malloc'd bytes a run must grow by (1 KiB per call)
+# Measured runs, as (calls, blocks floor): a suspect grows in every one.  A run's
+# allocated blocks count as growth from the floor on: the screen's own three
+# readings (ints) and pytest's jitter (up to ~7 blocks a run) stay under it in a
+# longer run, while a leak of one block per call (a small untracked object kept
+# in an old container) reaches it in every run.  Most clean tests stop after the
+# first, short run.
+_SCREEN_RUNS = ((4, 6), (16, 12), (16, 12))
+_SCREEN_BYTES_PER_CALL = 1024  # malloc'd bytes per call a run must grow by
 
 
 class _MallocStats:
@@ -432,7 +431,7 @@ class _MallocStats:
 
     def __init__(self) -> None:
         self._read: Callable[[], int | None] = self._rss
-        self.floor = 1 << 16  # resident bytes a run must grow by (pages come and go)
+        self.per_call = 1 << 14  # resident bytes (pages come and go: coarser)
         try:
             import ctypes
 
@@ -455,7 +454,7 @@ class _MallocStats:
             return int(info.uordblks) + int(info.hblkhd)
 
         self._read = read
-        self.floor = _SCREEN_BYTES_FLOOR
+        self.per_call = _SCREEN_BYTES_PER_CALL
 
     @staticmethod
     def _rss() -> int | None:
@@ -478,15 +477,16 @@ def _malloc_stats() -> _MallocStats:
 
 
 def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
-    """Screen a test body cheaply: None when it is a suspect (it needs the full check).
+    """Screen a test body cheaply; its readings, with ``suspect`` True when it needs the check.
 
     The body runs ``_SCREEN_WARMUP`` times, then everything alive is frozen
     (:func:`gc.freeze`), so that each collection after a measured run only
-    looks at the objects made since; the test is clean when, in some measured
-    run, neither the surviving gc-tracked objects nor the allocated blocks grew.
-    A leak grows in every run (what it keeps is never freed), so it always
+    looks at the objects made since.  The test is clean as soon as a measured
+    run grows none of: the surviving gc-tracked objects, the allocated pymalloc
+    blocks (above a floor), the bytes in use by ``malloc`` (above a floor).  A
+    leak grows in every run (what it keeps is never freed), so it always
     reaches the full :func:`leakscope.check`, which decides and explains.
-    Returns the screen's readings for a clean test.
+    None when the screen cannot run (the host froze objects itself).
     """
     from leakscope._interpreter import preserved
 
@@ -500,16 +500,18 @@ def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
         # The readings go into lists made beforehand: the screen's own allocations
         # between two readings would look like the test's growth.
         malloc = _malloc_stats()
-        objects = [0] * (_SCREEN_RUNS + 1)
-        blocks = [0] * (_SCREEN_RUNS + 1)
-        memory: list[int | None] = [0] * (_SCREEN_RUNS + 1)
+        size = len(_SCREEN_RUNS) + 1
+        objects, blocks = [0] * size, [0] * size
+        memory: list[int | None] = [0] * size
+        suspect = True
+        k = 0
         gc.freeze()
         try:
             gc.collect()
             objects[0], blocks[0] = len(gc.get_objects()), sys.getallocatedblocks()
             memory[0] = malloc()
-            for k in range(1, _SCREEN_RUNS + 1):
-                for _ in range(_SCREEN_CALLS):
+            for k, (n, floor) in enumerate(_SCREEN_RUNS, 1):
+                for _ in range(n):
                     call()
                 gc.collect()
                 objects[k], blocks[k] = len(gc.get_objects()), sys.getallocatedblocks()
@@ -517,17 +519,24 @@ def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
                 before, after = memory[k - 1], memory[k]
                 if (
                     objects[k] <= objects[k - 1]
-                    and blocks[k] - blocks[k - 1] < _SCREEN_BLOCKS_FLOOR
-                    and (before is None or after is None or after - before < malloc.floor)
+                    and blocks[k] - blocks[k - 1] < floor
+                    and (before is None or after is None or after - before < malloc.per_call * n)
                 ):
-                    return {
-                        "calls": _SCREEN_WARMUP + k * _SCREEN_CALLS,
-                        "objects": [objects[i] - objects[i - 1] for i in range(1, k + 1)],
-                        "blocks": [blocks[i] - blocks[i - 1] for i in range(1, k + 1)],
-                    }
+                    suspect = False
+                    break
         finally:
             gc.unfreeze()
-    return None
+    grown: list[int | None] = []
+    for i in range(1, k + 1):
+        before, after = memory[i - 1], memory[i]
+        grown.append(None if before is None or after is None else after - before)
+    return {
+        "suspect": suspect,
+        "calls": _SCREEN_WARMUP + sum(n for n, _ in _SCREEN_RUNS[:k]),
+        "objects": [objects[i] - objects[i - 1] for i in range(1, k + 1)],
+        "blocks": [blocks[i] - blocks[i - 1] for i in range(1, k + 1)],
+        "bytes": grown,
+    }
 
 
 def _repeatable(item: pytest.Item, rewind: _Rewind) -> Callable[[], None]:
