@@ -409,6 +409,8 @@ class LeakMiddleware:
         try:
             result = self.app(environ, request.start_response)
         except BaseException:
+            # Not measured: the traceback being raised still holds the request's objects.
+            request.sampled = False
             request.finish()
             raise
         if not request.sampled:
