@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _support import PROJECT_ROOT
+from _support import PROJECT_ROOT, run_python
 
 from leakscope import Snapshot
 from leakscope._workers import read_workers
@@ -159,3 +159,15 @@ def test_hooks_take_any_objects_and_never_raise(
     worker_exit(None, None)  # logged, not raised
     monkeypatch.delenv("LEAKSCOPE_DIR")
     worker_exit(None, None)  # no directory: nothing to write
+
+
+def test_the_hooks_import_without_gunicorn() -> None:
+    out = run_python(
+        """
+        import sys
+        sys.modules["gunicorn"] = None  # import gunicorn would fail
+        from leakscope.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+        print("imported", "gunicorn" in sys.modules and sys.modules["gunicorn"] is None)
+        """
+    )
+    assert out.strip() == "imported True"
