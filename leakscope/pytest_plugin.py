@@ -419,6 +419,9 @@ _SCREEN_WARMUP = 1  # calls after the ordinary run, before the screen measures
 # first, short run.
 _SCREEN_RUNS = ((4, 6), (16, 12), (16, 12))
 _SCREEN_BYTES_PER_CALL = 1024  # malloc'd bytes per call a run must grow by
+# Python 3.12 starts with a few hundred constant tuples in the permanent generation
+# (gc.get_freeze_count() > 0 before any user code): the interpreter's, not the host's.
+_STARTUP_FROZEN = gc.get_freeze_count() if sys.version_info[:2] == (3, 12) else 0
 
 
 class _MallocStats:
@@ -491,8 +494,8 @@ def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
     from leakscope._interpreter import preserved
 
     with preserved():
-        if gc.get_freeze_count():  # the host froze objects itself: do not unfreeze them
-            return None
+        if gc.get_freeze_count() not in (0, _STARTUP_FROZEN):
+            return None  # the host froze objects itself: do not unfreeze them
         for _ in range(_SCREEN_WARMUP):
             call()
         # No full collection first (the costly part in a big process): garbage left

@@ -569,3 +569,31 @@ def test_suite_screen_passes_clean_tests_and_escalates_small_and_untracked_leaks
     for name in ("test_clean_sorting", "test_clean_dict"):
         assert entries[name]["verdict"] == "clean"
         assert "report" not in entries[name] and entries[name]["screen"]["suspect"] is False
+
+
+def test_suite_screen_leaves_objects_the_host_froze_frozen(pytester: pytest.Pytester) -> None:
+    # The screen works by freezing (gc.freeze) and unfreezing; when the host froze objects
+    # itself, it must not unfreeze them: those tests get the full check instead.
+    pytester.makepyfile(
+        test_frozen="""
+        import gc
+        KEPT = []
+        gc.freeze()
+        FROZEN = gc.get_freeze_count()
+
+        def test_clean():
+            assert sorted([2, 1]) == [1, 2]
+
+        def test_leak():
+            KEPT.append([])
+
+        def test_still_frozen():
+            assert FROZEN > 0 and gc.get_freeze_count() > FROZEN // 2
+        """
+    )
+    result = _run(pytester, "--leakscope", "--leakscope-report=r.json")
+    result.assert_outcomes(passed=2, failed=1)
+    entries = {e["nodeid"].split("::")[1]: e for e in _verdicts(pytester.path / "r.json")["tests"]}
+    assert entries["test_leak"]["verdict"] == "leaked"
+    assert entries["test_clean"]["verdict"] == "clean"
+    assert "screen" not in entries["test_clean"] and "report" in entries["test_clean"]
