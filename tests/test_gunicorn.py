@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -83,46 +84,71 @@ def wait_until(condition: object, deadline: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
+class Server:
+    """A gunicorn serving ``svc:app`` from ``tmp_path``; stopped (SIGTERM) on exit."""
+
+    def __init__(self, tmp_path: Path, *options: str) -> None:
+        (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
+        (tmp_path / "gunicorn.conf.py").write_text(textwrap.dedent(CONFIG))
+        self.state = tmp_path / "state"
+        self.port = free_port()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), str(tmp_path)])
+        env["LEAKSCOPE_DIR"] = str(self.state)
+        env.pop("LEAKSCOPE_SAMPLE", None)
+        args = [str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{self.port}"]
+        args += ["-c", "gunicorn.conf.py", "--graceful-timeout", "5", "--log-level", "warning"]
+        self.process = subprocess.Popen(
+            [*args, *options, "svc:app"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.output = ""
+        self.deadline = time.monotonic() + 30
+
+    def __enter__(self) -> Server:
+        try:
+            wait_until(
+                lambda: listening(self.port) or self.process.poll() is not None,
+                self.deadline,
+                "gunicorn to listen",
+            )
+            assert self.process.poll() is None, self.process.communicate()[0].decode()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.output = self.process.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.process.kill()
+            self.output = self.process.communicate()[0].decode()
+
+
+needs_gunicorn = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
+
+
+@needs_gunicorn
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
 def test_real_gunicorn_workers_publish_and_write_exit_snapshots(
     tmp_path: Path, preload: bool
 ) -> None:
-    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE))
-    (tmp_path / "gunicorn.conf.py").write_text(textwrap.dedent(CONFIG))
-    state = tmp_path / "state"
-    port = free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), str(tmp_path)])
-    env["LEAKSCOPE_DIR"] = str(state)
-    env.pop("LEAKSCOPE_SAMPLE", None)
-    args = [str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "-c", "gunicorn.conf.py"]
-    args += ["--max-requests", "40", "--graceful-timeout", "5", "--log-level", "warning"]
-    args += ["--preload"] * preload + ["svc:app"]
-    server = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        wait_until(
-            lambda: listening(port) or server.poll() is not None,
-            deadline,
-            "gunicorn to listen",
-        )
-        assert server.poll() is None, server.communicate()[0].decode()
+    options = ["--max-requests", "40", *["--preload"] * preload]
+    with Server(tmp_path, *options) as server:
+        port, state, deadline = server.port, server.state, server.deadline
         for i in range(100):
             assert get(port, f"/leaky/{i}", deadline) == 200
             assert get(port, f"/clean/{i}", deadline) == 200
         # 200 requests, recycled every 40: at least 3 workers have exited by now.
         wait_until(lambda: len(list(state.glob("exit-*.json"))) >= 3, deadline, "exit snapshots")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            output = server.communicate(timeout=30)[0].decode()
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
-            server.kill()
-            output = server.communicate()[0].decode()
-    assert server.returncode == 0, output
+    output = server.output
+    assert server.process.returncode == 0, output
     assert "Traceback" not in output and "AssertionError" not in output, output
     exits = sorted(state.glob("exit-*.json"))
     assert len(exits) >= 5  # the recycled workers and the two stopped at shutdown
@@ -171,3 +197,31 @@ def test_the_hooks_import_without_gunicorn() -> None:
         """
     )
     assert out.strip() == "imported True"
+
+
+@needs_gunicorn
+def test_threaded_workers_serve_concurrent_requests(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    with Server(tmp_path, "--threads", "4") as server:
+
+        def client(k: int) -> None:
+            try:
+                for i in range(50):
+                    path = f"/{'leaky' if i % 2 else 'clean'}/{k * 100 + i}"
+                    assert get(server.port, path, server.deadline) == 200
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert server.process.returncode == 0, server.output
+    assert "Traceback" not in server.output, server.output
+    workers = read_workers(server.state)
+    assert sum(w["requests"] for w in workers) == 200
+    for w in workers:
+        assert w["sampled"] + w["overhead"]["skipped_busy"] <= w["requests"]
+        assert not any(r["leaking"] for r in w["routes"] if r["route"] == "GET /clean/{id}")
