@@ -244,11 +244,13 @@ class _Response:
                 request.finish()
 
     def __del__(self) -> None:
-        # A server that never closes the response: the request still ends.
+        # A server that never closed the response: the request ended all the same.  No
+        # lock here (a collection may run this while the lock is held): the next request
+        # takes it off the in-flight count.
         request, self._request = self._request, None
         if request is not None and not self._closed:
-            request.sampled = False
-            request.finish()
+            request.environ = request.start_response_fn = None
+            request.middleware._abandoned.append(None)
 
 
 class _Request:
@@ -362,6 +364,7 @@ class LeakMiddleware:
         self._requests = 0
         self._starts = 0
         self._in_flight = 0
+        self._abandoned: list[None] = []  # responses dropped without close()
         self._sampled = 0
         self._pending = False
         self._skipped_busy = 0
@@ -393,6 +396,10 @@ class LeakMiddleware:
         request = _Request(self, environ, start_response)
         try:
             with self._lock:
+                if self._abandoned:
+                    abandoned = len(self._abandoned)
+                    del self._abandoned[:abandoned]
+                    self._in_flight -= abandoned
                 self._requests += 1
                 self._starts += 1
                 self._in_flight += 1

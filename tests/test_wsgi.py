@@ -396,3 +396,16 @@ def test_after_a_while_only_containers_that_changed_are_read(
         assert len(containers.lengths()) == len(keys)
     finally:
         del STORED[-1]
+
+
+def test_a_response_never_closed_still_ends_its_request() -> None:
+    mw = LeakMiddleware(app, sample=1.0, budget=1.0)
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    result = mw(environ, lambda *a: None)
+    assert b"".join(result) == b"ok"
+    del result  # dropped without close(), as a broken server would
+    assert call(mw, "/clean/1") == b"ok"  # no longer blocked by the abandoned request
+    assert call(mw, "/clean/2") == b"ok"
+    status = mw.status()
+    assert status["sampled"] == 2 and status["overhead"]["skipped_busy"] == 0
