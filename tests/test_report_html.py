@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import shutil
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 
 import pytest
+from _support import run_python_json
 
+from leakscope.report import html as html_report
 from leakscope.report import svg
 
 _NS = "{http://www.w3.org/2000/svg}"
@@ -48,7 +56,7 @@ def test_line_chart_degenerate_inputs() -> None:
     flat = _parse(svg.line_chart({"a": [(0.0, 7.0), (1.0, 7.0)]}, title="constant"))
     assert len(list(flat.iter(f"{_NS}polyline"))) == 1
     broken = {"a": [(0.0, 1.0), (1.0, math.nan), (2.0, 2.0), (3.0, 3.0), (None, 1.0)]}
-    gapped = _parse(svg.line_chart(broken, title="gaps"))  # type: ignore[dict-item]
+    gapped = _parse(svg.line_chart(broken, title="gaps"))  # type: ignore[arg-type]
     assert len(list(gapped.iter(f"{_NS}polyline"))) == 1  # (2,2)-(3,3)
     assert len(list(gapped.iter(f"{_NS}circle"))) == 1  # (0,1) alone before the NaN
     unix = _parse(svg.line_chart({"a": [(1.7e9, 1.0), (1.7e9 + 600, 2.0)]}, title="clock"))
@@ -103,3 +111,208 @@ def test_svg_escapes_hostile_text(where: str) -> None:
     root = _parse(text)
     assert "<script" not in text
     assert any(h in t or h[:20] in t for t in [*_texts(root), "".join(root.itertext())])
+
+
+# -- the HTML report ----------------------------------------------------------------------
+
+_REALISTIC = r"""
+import json, os, shutil, sys, tempfile, time
+import leakscope
+from leakscope import check, find_cycles, snapshot
+
+SERVICE = '''
+class Session:
+    pass
+
+class Job:
+    pass
+
+class Node:
+    def __del__(self):
+        pass
+
+_CACHE = {}
+
+def handle():
+    _CACHE[len(_CACHE)] = Session()
+'''
+folder = tempfile.mkdtemp()
+with open(os.path.join(folder, "service.py"), "w") as f:
+    f.write(SERVICE)
+sys.path.insert(0, folder)
+from service import Job, Node, handle
+
+started = time.time()
+scratch = [Job() for i in range(3000)]
+timeline, first = [], snapshot()
+for step in range(6):
+    if step == 3:
+        del scratch[:]
+    for _ in range(300):
+        handle()
+    s = snapshot()
+    timeline.append({"time": s.time - first.time, "rss": s.rss, "blocks": s.blocks,
+                     "objects": s.objects, "traced": s.traced,
+                     "types": {t: s.types.get(t, 0) for t in ("service.Session", "service.Job", "dict")}})
+last = snapshot()
+
+def make_cycle():
+    a, b = Node(), Node()
+    a.peer, b.peer = b, a
+
+cycles = find_cycles(make_cycle)
+report = check(handle, trace=True)
+print(json.dumps({
+    "format": "leakscope.run", "version": 1, "argv": ["service.py", "--port", "8080"],
+    "python": sys.version.split()[0], "pid": os.getpid(), "started": started,
+    "elapsed": time.time() - started, "exit_code": 0, "error": None, "verdict": "leak",
+    "timeline": timeline, "growth": leakscope.Growth.between(first, last).to_dict(),
+    "culprits": [c.to_dict() for c in report.culprits], "cycles": cycles.to_dict()}))
+shutil.rmtree(folder)
+"""
+
+
+@pytest.fixture(scope="module")
+def run_data() -> dict[str, Any]:
+    data: dict[str, Any] = run_python_json(_REALISTIC)
+    assert data["culprits"] and data["cycles"]["cycles"]
+    return data
+
+
+class _Checker(HTMLParser):
+    """Fails on unbalanced tags; collects ids and scripts."""
+
+    _VOID = frozenset(
+        {
+            "meta",
+            "br",
+            "hr",
+            "img",
+            "input",
+            "link",
+            "path",
+            "rect",
+            "line",
+            "circle",
+            "polyline",
+            "polygon",
+            "ellipse",
+            "stop",
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.ids: set[str] = set()
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids.update(v for k, v in attrs if k == "id" and v)
+        self.scripts += tag == "script"
+        if tag not in self._VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids.update(v for k, v in attrs if k == "id" and v)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._VOID:
+            return
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack[-5:])
+        self.stack.pop()
+
+
+def _check_html(page: str) -> _Checker:
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == []
+    assert checker.scripts == 0
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    return checker
+
+
+@pytest.mark.parametrize("with_dot", [True, False])
+def test_render_run_realistic(
+    run_data: dict[str, Any], with_dot: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if with_dot and shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    if not with_dot:
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+    page = html_report.render_run(run_data)
+    checker = _check_html(page)
+    assert {"verdict", "summary", "timeline", "growth", "culprits", "cycles"} <= checker.ids
+    assert ">LEAK<" in page and "service.py --port 8080" in page
+    assert (
+        "service.Session" in page and "_CACHE" in page and "service.py:" in page
+    )  # culprit and its holder
+    assert ("ls-dot" in page) is with_dot
+    assert ("ls-graph" in page) is not with_dot
+    assert page.count("<svg") >= 5
+    assert "Decreased" in page or "Increased" in page
+
+
+def test_render_run_escapes_user_text(run_data: dict[str, Any]) -> None:
+    data = json.loads(json.dumps(run_data))
+    data["argv"] = [_HOSTILE]
+    data["error"] = "Traceback\n" + _HOSTILE
+    data["growth"]["types"].insert(0, {"name": _HOSTILE, "before": 0, "after": 5, "delta": 5})
+    data["culprits"][0]["types"] = [_HOSTILE]
+    data["culprits"][0]["hint"] = _HOSTILE
+    data["timeline"][0]["types"] = {_HOSTILE: 3}
+    data["cycles"]["cycles"][0]["ring"][0][0] = _HOSTILE
+    for dot in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            if not dot:
+                mp.setattr(shutil, "which", lambda name: None)
+            page = html_report.render_run(data)
+        assert "<script" not in page
+        _check_html(page)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("format", "other"),
+        ("verdict", "maybe"),
+        ("pid", "12"),
+        ("argv", "prog.py"),
+        ("timeline", [{"time": 0, "blocks": "x", "objects": 1}]),
+        ("growth", None),
+        ("culprits", [{"types": []}]),
+        ("cycles", {"cycles": "no"}),
+        ("exit_code", 1.5),
+    ],
+)
+def test_render_run_rejects_bad_fields(run_data: dict[str, Any], field: str, value: object) -> None:
+    data = dict(run_data)
+    data[field] = value
+    with pytest.raises(ValueError, match="field " + re.escape(repr(field)[:-1])):
+        html_report.render_run(data)
+    with pytest.raises(ValueError, match="dict"):
+        html_report.render_run([])  # type: ignore[arg-type]
+
+
+def test_render_run_minimal_clean_run(tmp_path: Path) -> None:
+    data = {
+        "format": "leakscope.run",
+        "version": 1,
+        "argv": [],
+        "python": "3.11.7",
+        "pid": 1,
+        "started": 0.0,
+        "elapsed": 0.0,
+        "exit_code": None,
+        "error": "interrupted",
+        "verdict": "clean",
+        "timeline": [],
+        "growth": {},
+        "culprits": [],
+        "cycles": None,
+    }
+    path = html_report.write_run(data, tmp_path / "r.html")
+    page = path.read_text(encoding="utf-8")
+    _check_html(page)
+    assert ">CLEAN<" in page and "interrupted" in page and "No samples" in page
