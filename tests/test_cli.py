@@ -67,6 +67,14 @@ def _last_json(stdout: str) -> Any:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+def _html_available() -> bool:
+    try:
+        import leakscope.report.html  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _script(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source), encoding="utf-8")
@@ -275,8 +283,20 @@ def test_run_ctrl_c_still_reports_and_exits_130(tmp_path: Path) -> None:
             time.sleep(0.01)
         """,
     )
+    html = tmp_path / "interrupted.html"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "leakscope", "run", "--json", "--interval", "0.05", str(script)],
+        [
+            sys.executable,
+            "-m",
+            "leakscope",
+            "run",
+            "--json",
+            "--interval",
+            "0.05",
+            "--html",
+            str(html),
+            str(script),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -299,6 +319,8 @@ def test_run_ctrl_c_still_reports_and_exits_130(tmp_path: Path) -> None:
     data = _last_json(out)
     assert data["error"] == "interrupted"
     assert data["exit_code"] == 130
+    if _html_available():
+        assert "interrupted" in html.read_text(encoding="utf-8")
 
 
 def test_run_html_writes_the_report(tmp_path: Path) -> None:
@@ -309,7 +331,7 @@ def test_run_html_writes_the_report(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     html = out.read_text(encoding="utf-8")
     assert "<html" in html.lower()
-    assert "leak" in html.lower()
+    assert 'class="badge leak"' in html  # the verdict
     assert "__main__.Session" in html
 
 
