@@ -307,7 +307,7 @@ class LeakMiddleware:
     """A WSGI middleware that measures what each route of the wrapped application retains.
 
     ``sample``: fraction of requests measured (default env ``LEAKSCOPE_SAMPLE``, else 0.01);
-    ``budget``: the largest fraction of wall time spent measuring; ``interval``: seconds
+    ``budget``: the largest fraction of wall time spent measuring (1: no limit); ``interval``: seconds
     between timeline points (heap censuses); ``history``: timeline points kept;
     ``directory``: where this worker publishes its state (default env ``LEAKSCOPE_DIR``;
     none: no publishing); ``route``: a function naming a request's route.
@@ -429,7 +429,7 @@ class LeakMiddleware:
         now = time.monotonic()
         with self._lock:
             self._accrue(now)
-            if self._credit <= 0:
+            if self._credit <= 0 and self._budget < 1:
                 self._skipped_budget += 1
                 return
         t0 = time.perf_counter()
@@ -540,7 +540,7 @@ class LeakMiddleware:
     def _timeline_point(self, now: float) -> None:
         with self._lock:
             self._accrue(now)
-            if self._credit < self._census_cost:
+            if self._credit < self._census_cost and self._budget < 1:
                 self._skipped_budget += 1
                 self._next_point = now + self._interval / 4
                 return

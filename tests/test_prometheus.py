@@ -117,7 +117,9 @@ def test_this_process_without_a_directory(monkeypatch: pytest.MonkeyPatch) -> No
     mw = LeakMiddleware(app, sample=1.0, budget=1.0)
     env: dict[str, Any] = {}
     setup_testing_defaults(env)
-    b"".join(mw(env, lambda *a: None))
+    result = mw(env, lambda *a: None)
+    b"".join(result)
+    result.close()  # type: ignore[attr-defined]
     found = samples(exposition()[0])
     (rss,) = found["leakscope_worker_rss_bytes"]
     assert rss.labels["pid"] == str(os.getpid())
