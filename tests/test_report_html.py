@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import run_python_json
+from _support import PROJECT_ROOT, run_python_json
 
 from leakscope.report import html as html_report
 from leakscope.report import svg
@@ -316,3 +317,57 @@ def test_render_run_minimal_clean_run(tmp_path: Path) -> None:
     page = path.read_text(encoding="utf-8")
     _check_html(page)
     assert ">CLEAN<" in page and "interrupted" in page and "No samples" in page
+
+
+_CHROMIUM = "/usr/bin/chromium"
+_CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = PROJECT_ROOT / "docs" / "images" / "report.png"
+
+
+def test_report_in_headless_browser(run_data: dict[str, Any], tmp_path: Path) -> None:
+    """The written page as a browser shows it: verdict, charts and cycle graph visible, offline.
+
+    ``LEAKSCOPE_UPDATE_SCREENSHOT=1`` also saves the screenshot as docs/images/report.png.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not os.path.exists(_CHROMIUM):
+        pytest.skip(f"no Chromium at {_CHROMIUM}")
+    page_path = html_report.write_run(run_data, tmp_path / "report.html")
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        # launch() gives Chromium a fresh, empty temporary profile of its own.
+        browser = p.chromium.launch(executable_path=_CHROMIUM, args=_CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.as_uri())
+            verdict = page.locator("#verdict")
+            assert verdict.inner_text() == "LEAK"
+            for selector in ("#verdict", "svg.ls-line", "svg.ls-bar", "#cycles svg"):
+                first = page.locator(selector).first
+                assert first.is_visible(), selector
+                box = first.bounding_box()
+                assert box is not None and box["width"] > 10 and box["height"] > 10, selector
+            assert page.locator("svg.ls-line").count() == 3
+            assert "service.Session" in page.locator("#culprits").inner_text()
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    assert errors == []
+    assert requests == [page_path.as_uri()]  # the page itself, nothing else
+    if os.environ.get("LEAKSCOPE_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, SCREENSHOT)

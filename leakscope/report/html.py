@@ -23,6 +23,8 @@ from leakscope.report import svg
 
 __all__ = ["render_run", "write_run"]
 
+_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
 _VERDICTS = {
     "leak": ("LEAK", "Memory leaks: objects are retained and something holds them."),
     "growth": ("GROWTH", "Memory grew over the run, but no culprit was found."),
@@ -52,7 +54,8 @@ margin:14px 0 0}
 font-weight:600;overflow-wrap:anywhere}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:14px}
 svg{max-width:100%;height:auto}
-table{border-collapse:collapse;width:100%;font-size:13px}
+table{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed}
+th:first-child{width:55%}
 th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{color:var(--muted);font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 td.up{color:var(--red)}td.down{color:var(--green)}
@@ -189,6 +192,17 @@ def _summary(data: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _in_unit(
+    series: Mapping[str, list[tuple[float, float]]],
+) -> tuple[dict[str, list[tuple[float, float]]], str]:
+    """Byte series scaled to one unit (KiB, MiB...) so the chart's ticks are round in it."""
+    values = [abs(y) for points in series.values() for _, y in points]
+    top = max(values, default=0.0)
+    unit, scale = next(((u, s) for u, s in _UNITS if top >= s), ("B", 1))
+    scaled = {name: [(x, y / scale) for x, y in points] for name, points in series.items()}
+    return scaled, unit
+
+
 def _charts(timeline: Sequence[Mapping[str, Any]]) -> str:
     if not timeline:
         return '<section class="card"><h2>Timeline</h2><p class="muted">No samples.</p></section>'
@@ -198,6 +212,7 @@ def _charts(timeline: Sequence[Mapping[str, Any]]) -> str:
 
     memory = {"RSS": column("rss"), "traced": column("traced")}
     memory = {k: v for k, v in memory.items() if v}
+    scaled, unit = _in_unit(memory)
     names: dict[str, float] = {}
     for point in timeline:
         for name, count in point.get("types", {}).items():
@@ -205,7 +220,13 @@ def _charts(timeline: Sequence[Mapping[str, Any]]) -> str:
     top = sorted(names, key=lambda n: (-names[n], n))[:6]
     types = {n: [(p["time"], p.get("types", {}).get(n)) for p in timeline] for n in top}
     charts = [
-        svg.line_chart(memory, title="Memory", x_label="time since start", y_format=format_bytes),
+        svg.line_chart(
+            scaled,
+            title="Memory",
+            x_label="time since start",
+            y_format=lambda v: f"{v:,.6g} {unit}",
+            width=540,
+        ),
         svg.line_chart(
             {"blocks": column("blocks"), "objects": column("objects")},
             title="Allocated blocks and tracked objects",

@@ -147,7 +147,7 @@ def line_chart(
             ys.append(y)
         cleaned.append((str(name), [r for r in runs if r]))
     legend_h = 18 if cleaned else 0
-    top, bottom, right = 28 + legend_h, 34 if not x_label else 46, 14
+    top, bottom, right = 34 + legend_h, 34 if not x_label else 46, 14
     out = _open(width, height, title, "line")
     out.append(
         f'<text x="8" y="17" font-size="13" font-weight="600" fill="{_TEXT}">{_esc(title)}</text>'
