@@ -14,7 +14,9 @@ Three ways to check tests for leaks::
 A checked test runs once as usual (a failure or skip is reported as usual and
 gets no verdict), then :func:`leakscope.check` calls its body repeatedly;
 fixtures are set up once, so session, module and function fixtures are never
-counted as the test's leak.  Verdicts travel in ``item.user_properties`` (so
+counted as the test's leak.  Under ``--leakscope`` a cheap screen (a few runs
+with ``gc.freeze()`` and young collections) comes first and only its suspects
+get the full check.  Verdicts travel in ``item.user_properties`` (so
 they reach the ``pytest-xdist`` controller), leaking tests are listed in the
 terminal summary and ``--leakscope-report=PATH`` writes every verdict as JSON.
 
