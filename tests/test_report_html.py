@@ -17,6 +17,7 @@ from _support import PROJECT_ROOT, run_python_json
 
 from leakscope.report import html as html_report
 from leakscope.report import svg
+from leakscope.verdict import LeakReport, PerCall
 
 _NS = "{http://www.w3.org/2000/svg}"
 _HOSTILE = "</svg><script>alert('x')</script>&amp;\"<"
@@ -168,15 +169,24 @@ print(json.dumps({
     "python": sys.version.split()[0], "pid": os.getpid(), "started": started,
     "elapsed": time.time() - started, "exit_code": 0, "error": None, "verdict": "leak",
     "timeline": timeline, "growth": leakscope.Growth.between(first, last).to_dict(),
-    "culprits": [c.to_dict() for c in report.culprits], "cycles": cycles.to_dict()}))
+    "culprits": [c.to_dict() for c in report.culprits], "cycles": cycles.to_dict(),
+    "check": report.to_dict()}))
 shutil.rmtree(folder)
 """
 
 
 @pytest.fixture(scope="module")
-def run_data() -> dict[str, Any]:
+def realistic() -> dict[str, Any]:
     data: dict[str, Any] = run_python_json(_REALISTIC)
     assert data["culprits"] and data["cycles"]["cycles"]
+    return data
+
+
+@pytest.fixture
+def run_data(realistic: dict[str, Any]) -> dict[str, Any]:
+    """The ``leakscope run`` dict (a deep copy the test may change)."""
+    data = json.loads(json.dumps(realistic))
+    del data["check"]
     return data
 
 
@@ -256,7 +266,7 @@ def test_render_run_realistic(
 
 
 def test_render_run_escapes_user_text(run_data: dict[str, Any]) -> None:
-    data = json.loads(json.dumps(run_data))
+    data = run_data
     data["argv"] = [_HOSTILE]
     data["error"] = "Traceback\n" + _HOSTILE
     data["growth"]["types"].insert(0, {"name": _HOSTILE, "before": 0, "after": 5, "delta": 5})
@@ -285,6 +295,8 @@ def test_render_run_escapes_user_text(run_data: dict[str, Any]) -> None:
         ("culprits", [{"types": []}]),
         ("cycles", {"cycles": "no"}),
         ("exit_code", 1.5),
+        ("started", math.nan),
+        ("elapsed", -1.0),
     ],
 )
 def test_render_run_rejects_bad_fields(run_data: dict[str, Any], field: str, value: object) -> None:
@@ -371,3 +383,21 @@ def test_report_in_headless_browser(run_data: dict[str, Any], tmp_path: Path) ->
     assert requests == [page_path.as_uri()]  # the page itself, nothing else
     if os.environ.get("LEAKSCOPE_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_render_check_of_a_real_report(realistic: dict[str, Any]) -> None:
+    report = LeakReport.from_dict(realistic["check"])
+    assert report.leaked
+    page = html_report.render_check(report)
+    checker = _check_html(page)
+    assert {"verdict", "runs", "culprits"} <= checker.ids
+    assert ">LEAK<" in page and "service.Session" in page and "handle" in page
+    clean = LeakReport(function=_HOSTILE, leaked=False, per_call=PerCall(0.0, 0.0))
+    page = html_report.render_check(clean)
+    _check_html(page)
+    assert ">CLEAN<" in page and "<script" not in page and "No culprit" in page
+    failed = LeakReport("f", False, PerCall(0.0, 0.0), error="ZeroDivisionError: " + _HOSTILE)
+    page = html_report.render_check(failed)
+    assert ">ERROR<" in page and "ZeroDivisionError" in page and "<script" not in page
+    with pytest.raises(TypeError, match="LeakReport"):
+        html_report.render_check(realistic["check"])  # type: ignore[arg-type]
