@@ -360,6 +360,21 @@ def _layers(ids: list[str], edges: list[tuple[str, str, str]]) -> list[list[str]
     result: list[list[str]] = [[] for _ in range(count)]
     for node in ids:
         result[layer[node]].append(node)
+    # One downward sweep of the barycenter heuristic: each node goes under the
+    # mean position of its parents in the layers above, which removes most crossings.
+    where: dict[str, float] = {}
+    parents: dict[str, list[str]] = {i: [] for i in ids}
+    for src, dsts in succ.items():
+        for dst in dsts:
+            parents[dst].append(src)
+    for row in result:
+
+        def centre(node: str) -> float:
+            seen = [where[p] for p in parents[node] if p in where]
+            return sum(seen) / len(seen) if seen else math.inf
+
+        row.sort(key=lambda node: (centre(node), order[node]))
+        where.update({node: (i + 0.5) / len(row) for i, node in enumerate(row)})
     return result
 
 
@@ -389,9 +404,9 @@ def graph(
     edge_list = [(s, d, lab) for s, d, lab in edge_list if d in known]
     node_w = {i: min(len(labels[i]), _NODE_CHARS) * 12 * _CHAR_W + 20 for i in ids}
     pos: dict[str, tuple[float, float]] = {}
-    ring = _is_ring(ids, edge_list)
+    ring = len(ids) > 2 and _is_ring(ids, edge_list)
     margin, top = 16.0, 30.0 if title else 12.0
-    if ring and len(ids) > 2:
+    if ring:
         n = len(ids)
         widest = max(node_w.values())
         radius = max(90.0, n * (widest * 0.5 + 24) / math.pi, n * 70 / (2 * math.pi))
