@@ -401,3 +401,10 @@ def test_render_check_of_a_real_report(realistic: dict[str, Any]) -> None:
     assert ">ERROR<" in page and "ZeroDivisionError" in page and "<script" not in page
     with pytest.raises(TypeError, match="LeakReport"):
         html_report.render_check(realistic["check"])  # type: ignore[arg-type]
+
+
+def test_graph_two_node_cycle_draws_both_edges_apart() -> None:
+    root = _parse(svg.graph([("a", "Node"), ("b", "Node")], [("a", "b", "x"), ("b", "a", "y")]))
+    paths = [p.get("d", "") for p in root.iter(f"{_NS}path") if p.get("marker-end")]
+    assert len(paths) == 2
+    assert sum(" Q" in d for d in paths) == 1  # the back edge bows out, the other is straight
