@@ -71,6 +71,7 @@ _MAX_CREDIT = 1.0
 _MAX_WALK = 50_000
 _MAX_OLD_FANOUT = 256
 _FOLLOWED = 64
+_MIN_EXPECTED = 32  # retained objects the heap census must see before it can contradict
 _MAX_CONTAINERS = 2000
 _ALL_CONTAINERS_FOR = 60.0  # seconds after the first scan during which every container is read
 _GROWABLE = tuple(b for b in _CONTAINER_BASES if b is not frozenset)
@@ -150,9 +151,11 @@ class _Route:
     def __init__(self) -> None:
         self.requests = 0
         self.sampled = 0
-        self.recent: deque[_Sample] = deque(maxlen=_WINDOW)
+        # Lists, not deques: the census leaves out plain containers that leakscope's
+        # objects hold, and a deque would break that chain.
+        self.recent: list[_Sample] = []
         # Retained objects followed over later samples: a cache with a bound drops them.
-        self.refs: deque[_Ref] = deque(maxlen=_FOLLOWED)
+        self.refs: list[_Ref] = []
 
     def add(self, sample: _Sample) -> None:
         self.sampled += 1
@@ -160,9 +163,11 @@ class _Route:
         if self.sampled <= _WARMUP_SAMPLES:
             return
         self.recent.append(sample)
+        del self.recent[:-_WINDOW]
         for ref in refs:
             ref.sample = self.sampled
         self.refs.extend(refs)
+        del self.refs[:-_FOLLOWED]
 
     def _still_alive(self) -> bool:
         """False when most retained objects followed since older samples have been freed."""
@@ -171,12 +176,15 @@ class _Route:
             return True
         return sum(r() is not None for r in followed) * 2 >= len(followed)
 
-    def to_dict(self, name: str) -> dict[str, Any]:
+    def to_dict(self, name: str, heap: _Heap | None = None) -> dict[str, Any]:
         """The route's row of ``status()["routes"]``.
 
-        ``leaking`` is decided on tracked objects only: the blocks a request leaves
-        also count what the server still holds at ``close()`` (header strings, the
-        body), which differs from route to route, so they are reported, not judged.
+        ``leaking`` is decided on objects only: the blocks a request leaves also
+        count what the server still holds at ``close()`` (header strings, the body),
+        which differs from route to route, so they are reported, not judged.  When
+        the retained objects cannot be followed (dicts, lists) and two heap censuses
+        say their type did not grow by a quarter of what the route's requests between
+        them would have retained, something dropped them (a bounded cache): not a leak.
         """
         recent = list(self.recent)
         n = len(recent)
@@ -197,6 +205,13 @@ class _Route:
             and sum(o > 0 for o in objects) * 4 >= n * 3
             and self._still_alive()
         )
+        if leaking and heap is not None and top and not grown:
+            kind, count = top[0]
+            requests = heap.requests_after.get(name, 0) - heap.requests_before.get(name, 0)
+            expected = count / n * requests
+            grew = heap.types_after.get(kind, 0) - heap.types_before.get(kind, 0)
+            if expected >= _MIN_EXPECTED and grew * 4 < expected:
+                leaking = False
         return {
             "route": name,
             "requests": self.requests,
@@ -211,6 +226,24 @@ class _Route:
             ],
             "leaking": leaking,
         }
+
+
+class _Heap:
+    """Two heap censuses (the first and the latest) and each route's requests at each."""
+
+    __slots__ = ("requests_after", "requests_before", "types_after", "types_before")
+
+    def __init__(
+        self,
+        types_before: dict[str, int],
+        types_after: dict[str, int],
+        requests_before: dict[str, int],
+        requests_after: dict[str, int],
+    ) -> None:
+        self.types_before = types_before
+        self.types_after = types_after
+        self.requests_before = requests_before
+        self.requests_after = requests_after
 
 
 class _Response:
@@ -375,11 +408,13 @@ class LeakMiddleware:
         self._credit_at = self._clock0
         self._census_cost = 0.0
         self._routes: dict[str, _Route] = {}
-        self._timeline: deque[dict[str, Any]] = deque(maxlen=self.history)
+        self._timeline: list[dict[str, Any]] = []  # a list: see _Route.recent
         self._baseline: dict[str, Any] | None = None
         self._latest: dict[str, Any] | None = None
         self._latest_types: dict[str, int] = {}
         self._baseline_types: dict[str, int] = {}
+        self._baseline_requests: dict[str, int] = {}
+        self._latest_requests: dict[str, int] = {}
         self._next_point = self._clock0
         self._next_publish = self._clock0
         self._route_error_logged = False
@@ -561,12 +596,16 @@ class LeakMiddleware:
                 ),
             }
             with self._lock:
+                requests = {name: entry.requests for name, entry in self._routes.items()}
                 if self._baseline is None:
                     self._baseline = point
                     self._baseline_types = counts
+                    self._baseline_requests = requests
                 self._latest = point
                 self._latest_types = counts
+                self._latest_requests = requests
                 self._timeline.append(point)
+                del self._timeline[: -self.history]
         finally:
             self._measure_lock.release()
             cost = time.perf_counter() - t0
@@ -597,7 +636,15 @@ class LeakMiddleware:
         blocks = sys.getallocatedblocks()
         with self._lock:
             baseline, latest = self._baseline, self._latest
-            routes = [entry.to_dict(name) for name, entry in self._routes.items()]
+            heap = None
+            if baseline is not None and latest is not baseline:
+                heap = _Heap(
+                    self._baseline_types,
+                    self._latest_types,
+                    self._baseline_requests,
+                    self._latest_requests,
+                )
+            routes = [entry.to_dict(name, heap) for name, entry in self._routes.items()]
             growth_types: list[dict[str, Any]] = []
             if baseline is not None:
                 before, after = self._baseline_types, self._latest_types
@@ -708,7 +755,7 @@ class _Containers:
                 value = (_TYPE_DICT if attr else _MODULE_DICT).__get__(holder).get(attr or name)
                 base = next(b for b in _GROWABLE if issubclass(type(value), b))
                 length: Callable[[Any], int] = base.__len__  # type: ignore[attr-defined]
-                entries.append((weakref.ref(holder), attr or name, bool(attr), length, key))
+                entries.append((_Ref(holder), attr or name, bool(attr), length, key))
             except Exception:
                 continue
         self.entries = entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
@@ -416,3 +417,31 @@ def test_a_response_never_closed_still_ends_its_request() -> None:
     assert call(mw, "/clean/2") == b"ok"
     status = mw.status()
     assert status["sampled"] == 2 and status["overhead"]["skipped_busy"] == 0
+
+
+@functools.lru_cache(maxsize=16)
+def lookup(n: int) -> dict[str, list[int]]:
+    """A bounded cache of plain dicts: its entries cannot be followed by weak reference."""
+    return {"n": [n]}
+
+
+def test_a_bounded_cache_of_dicts_is_cleared_by_the_heap_census() -> None:
+    def cached(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        lookup(int(environ["PATH_INFO"].rsplit("/", 1)[1]))
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    mw = LeakMiddleware(cached, sample=1.0, budget=1.0, interval=0.05)
+    deadline = time.monotonic() + 30
+    i = 0
+    while i < 200 or len(mw.status()["timeline"]) < 3:
+        assert time.monotonic() < deadline
+        for _ in range(20):
+            call(mw, f"/lookup/{i}")
+            i += 1
+    status = mw.status()
+    (row,) = status["routes"]
+    assert row["retained_objects_per_request"] >= 1  # each request adds an entry...
+    assert not row["leaking"], row  # ...and the heap shows the cache does not grow
+    # The timeline's own points are not counted as the application's growth.
+    assert all(abs(t["delta"]) < 50 for t in status["growth"]["types"]), status["growth"]
