@@ -38,7 +38,7 @@ def paths_dot(title: str, target: str, paths: Sequence[RetentionPath]) -> str:
     lines = [
         "digraph retention {",
         "  rankdir=TB;",
-        f"  label={quote(title)}; labelloc=t;",
+        f'  label={quote(title)}; labelloc=t; fontname="Helvetica";',
         '  node [shape=box, style="rounded,filled", fillcolor="#f2f2f2", fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
         f'  target [label={quote(target)}, fillcolor="#f4b6b6"];',
@@ -79,7 +79,7 @@ def cycle_dot(title: str, cycles: Iterable[tuple[str, Sequence[tuple[str, str]]]
     """
     lines = [
         "digraph cycles {",
-        f"  label={quote(title)}; labelloc=t;",
+        f'  label={quote(title)}; labelloc=t; fontname="Helvetica";',
         '  node [shape=box, style="rounded,filled", fillcolor="#f2f2f2", fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
