@@ -32,7 +32,6 @@ import gc
 import inspect
 import itertools
 import logging
-import os
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from leakscope._env import sample_rate
 from leakscope._heap import census, type_name
 from leakscope.verdict import (
     LeakReport,
@@ -62,7 +62,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("leakscope")
 
-_DEFAULT_SAMPLE = 0.01
 _FIRST_CHECKPOINTS = (2, 4, 8, 16, 32, 64, 128)
 _CHECKPOINT_EVERY = 128
 _MIN_INTERVALS = 5
@@ -156,23 +155,9 @@ def no_leaks(
 # -- @watch -------------------------------------------------------------------------------
 
 
-def _default_sample() -> float:
-    raw = os.environ.get("LEAKSCOPE_SAMPLE", "")
-    if raw.strip():
-        try:
-            value = float(raw)
-        except ValueError:
-            logger.warning("ignoring LEAKSCOPE_SAMPLE=%r: not a number", raw[:40])
-        else:
-            if 0 < value <= 1:
-                return value
-            logger.warning("ignoring LEAKSCOPE_SAMPLE=%r: must be in (0, 1]", raw[:40])
-    return _DEFAULT_SAMPLE
-
-
 def _check_sample(sample: float | None) -> float:
     if sample is None:
-        return _default_sample()
+        return sample_rate()
     if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 < sample <= 1:
         raise ValueError(f"sample must be a number in (0, 1], not {sample!r:.40}")
     return float(sample)

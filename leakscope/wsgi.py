@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
 
+from leakscope._env import sample_rate
 from leakscope._heap import PYTHON_VERSION, is_own_name, rss_bytes, tracked_census, type_name
 from leakscope.snapshot import _CONTAINER_BASES, _MODULE_DICT, _TYPE_DICT
 
@@ -58,7 +59,6 @@ logger = logging.getLogger("leakscope")
 StartResponse = Callable[..., Any]
 WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_DEFAULT_SAMPLE = 0.01
 _WARMUP_SAMPLES = 3  # first samples of a route: caches being filled, not counted
 _WINDOW = 8  # recent samples per route that decide "leaking"
 _MIN_SAMPLES = 4  # samples after warm-up needed before a route can be called leaking
@@ -99,19 +99,6 @@ def _segment(part: str) -> str:
     if part.isdigit() or (len(part) >= 8 and _ID_SEGMENT.match(part)):
         return "{id}"
     return part
-
-
-def _default_sample() -> float:
-    raw = os.environ.get("LEAKSCOPE_SAMPLE", "")
-    if raw.strip():
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if 0 < value <= 1:
-            return value
-        logger.warning("ignoring LEAKSCOPE_SAMPLE=%r: must be a number in (0, 1]", raw[:40])
-    return _DEFAULT_SAMPLE
 
 
 def _positive(name: str, value: object) -> float:
@@ -362,7 +349,7 @@ class LeakMiddleware:
         if not callable(app):
             raise TypeError(f"app must be a WSGI application (callable), not {type(app).__name__}")
         if sample is None:
-            sample = _default_sample()
+            sample = sample_rate()
         rate = _positive("sample", sample)
         if rate > 1:
             raise ValueError(f"sample must be in (0, 1], not {sample!r:.40}")

@@ -17,6 +17,7 @@ import pytest
 from _support import run_python_json
 
 from leakscope import wsgi
+from leakscope._env import DEFAULT_SAMPLE
 from leakscope.wsgi import LeakMiddleware, route_template
 
 STATUS_KEYS = {
@@ -317,7 +318,7 @@ def test_sample_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("LEAKSCOPE_SAMPLE", "0.25")
     assert LeakMiddleware(app).sample == 0.25
     monkeypatch.setenv("LEAKSCOPE_SAMPLE", "lots")
-    assert LeakMiddleware(app).sample == wsgi._DEFAULT_SAMPLE
+    assert LeakMiddleware(app).sample == DEFAULT_SAMPLE
 
 
 def test_workers_from_a_directory(tmp_path: Any) -> None:
