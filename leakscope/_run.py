@@ -2,8 +2,9 @@
 
 The program runs in this interpreter, as ``python script.py`` or ``python -m module``
 would run it (``__main__`` semantics, ``sys.argv`` and ``sys.path[0]`` set).  A
-snapshot is taken at the start, one every ``interval`` seconds from a daemon thread,
-and one at exit; the result is the run data of contract D (see :func:`run_program`).
+snapshot is taken at the start, one every ``interval`` seconds from a daemon thread
+(by default the interval adapts: 0.1 s at first, doubling as the run goes on), and one
+at exit; the result is the run data of contract D (see :func:`run_program`).
 
 How the verdict stays honest:
 
@@ -32,6 +33,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Sequence
@@ -126,13 +128,25 @@ def _point(snap: Snapshot, started: float, names: tuple[_Names, _Names]) -> _Poi
     )
 
 
+_ADAPTIVE_START = 0.1  # seconds between the first snapshots of an adaptive run
+_ADAPTIVE_POINTS = 32  # an adaptive run halves its points and doubles its interval past this
+_MAX_SHARE = 0.1  # an adaptive run spends at most about this share of its time sampling
+
+
 @dataclass
 class _Sampler:
-    """Takes a snapshot every ``interval`` seconds on a daemon thread."""
+    """Takes a snapshot every ``interval`` seconds on a daemon thread.
+
+    ``adaptive``: the interval starts short and doubles, every other point being
+    dropped, whenever the points would exceed ``_ADAPTIVE_POINTS``; so a short run
+    still gets enough points to show a trend, a long one keeps a bounded, evenly
+    spaced timeline, and sampling never takes much more than ``_MAX_SHARE`` of the time.
+    """
 
     interval: float
     started: float
     progress: TextIO | None
+    adaptive: bool = False
     points: list[_Point] = field(default_factory=list)
     names: tuple[_Names, _Names] = field(default_factory=lambda: (_Names(), _Names()))
     stop: threading.Event = field(default_factory=threading.Event)
@@ -145,6 +159,7 @@ class _Sampler:
 
     def _loop(self) -> None:
         while not self.stop.wait(self.interval):
+            begun = time.perf_counter()
             try:
                 snap = snapshot(collect=False, memory=False)
             except Exception:  # the program mutated the heap mid-scan: skip
@@ -155,7 +170,16 @@ class _Sampler:
                 if self.stop.is_set():
                     return
                 self.points.append(point)
+                if self.adaptive:
+                    self._adapt(time.perf_counter() - begun)
             self._show(point)
+
+    def _adapt(self, cost: float) -> None:
+        if len(self.points) > _ADAPTIVE_POINTS:
+            self.points[:] = self.points[::2]
+            self.interval *= 2
+        while cost > _MAX_SHARE * self.interval:
+            self.interval *= 2
 
     def _show(self, point: _Point) -> None:
         if self.progress is None:
@@ -376,16 +400,17 @@ def run_program(
     args: Sequence[str] = (),
     *,
     module: bool = False,
-    interval: float = 1.0,
+    interval: float | None = None,
     progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run ``target`` (a script path, or a module name with ``module=True``) under observation.
 
     Returns the run data (contract D: ``format`` ``leakscope.run``).  Raises
     :class:`RunError` when the program cannot be found or compiled.  ``progress``,
-    when given, receives a live line at each interval.
+    when given, receives a live line at each interval.  ``interval=None`` adapts the
+    interval to the run (see :class:`_Sampler`).
     """
-    if not (interval > 0):
+    if interval is not None and not (interval > 0):
         raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
     try:
         code, namespace = _module_code(target) if module else _script_code(target)
@@ -394,7 +419,12 @@ def run_program(
     argv = [str(namespace["__file__"] or target), *args]
     first = snapshot()
     started = first.time
-    sampler = _Sampler(interval, started, progress)
+    sampler = _Sampler(
+        _ADAPTIVE_START if interval is None else interval,
+        started,
+        progress,
+        adaptive=interval is None,
+    )
     names = sampler.names
     sampler.points.append(_point(first, started, names))
     sampler.start()
@@ -403,6 +433,7 @@ def run_program(
     except KeyboardInterrupt:  # arrived between our own statements
         outcome = _Outcome(exit_code=130, error="interrupted")
     points = sampler.finish()
+    interval = sampler.interval
     del sampler  # its thread, event and lock are not the program's growth
     cycles: CycleReport | None
     try:

@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run a Python program under leakscope and report what grew",
         description=(
             "Run a Python program in this interpreter (like 'python script.py' or "
-            "'python -m module'), taking a snapshot at the start, every --interval seconds "
+            "'python -m module'), taking a snapshot at the start, then at intervals (--interval) "
             "and at exit; then print the growth over the run, the culprits with their "
             "holders and the reference cycles left at exit."
         ),
@@ -70,9 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--interval",
         type=float,
-        default=1.0,
+        default=None,
         metavar="S",
-        help="seconds between snapshots (default 1.0, at least 0.01)",
+        help=(
+            "seconds between snapshots, at least 0.01 (default: adaptive, 0.1 s at first "
+            "and doubling as the run goes on, so that short and long runs both show a trend)"
+        ),
     )
     run.add_argument("--html", metavar="OUT", help="also write an HTML report to OUT")
     run.add_argument("--json", action="store_true", help="print the run data as JSON")
@@ -145,7 +148,9 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         args = args[1:]
     if ns.module is None and not args:
         raise _UsageError("run needs a script (leakscope run script.py) or -m module")
-    if not (math.isfinite(ns.interval) and ns.interval >= _MIN_INTERVAL):
+    if ns.interval is not None and not (
+        math.isfinite(ns.interval) and ns.interval >= _MIN_INTERVAL
+    ):
         raise _UsageError(
             f"--interval must be a number of seconds >= {_MIN_INTERVAL}, not {ns.interval}"
         )

@@ -134,3 +134,13 @@ def test_leaky_program_runs_alone_and_under_leakscope_run() -> None:
     assert [c["types"][0] for c in data["culprits"]] == ["__main__.Session"]
     holders = [h["description"] for h in data["culprits"][0]["holders"]]
     assert any("module __main__: _SESSIONS (dict" in h for h in holders)
+
+
+def test_leaky_program_is_caught_with_the_default_adaptive_interval() -> None:
+    # No --interval: a 2-second run still gets enough snapshots to show the trend.
+    result = _run("-m", "leakscope", "run", "--json", "examples/leaky_program.py", "2.0")
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["verdict"] == "leak"
+    assert [c["types"][0] for c in data["culprits"]] == ["__main__.Session"]
+    assert 6 <= len(data["timeline"]) <= 40
