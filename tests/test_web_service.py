@@ -1,0 +1,232 @@
+"""The example Flask service under a real ``gunicorn -w 2``: which route leaks, seen live.
+
+Starts ``examples/flask_service`` with its ``gunicorn.conf.py`` on a free port, sends
+a bounded number of requests to its leaky and clean routes, and reads leakscope's
+API and dashboard as a user would (bearer token), then stops gunicorn and loads the
+workers' exit snapshots.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _support import PROJECT_ROOT
+
+from leakscope import Snapshot
+
+pytest.importorskip("flask", reason="flask is not installed")
+pytest.importorskip("gunicorn", reason="gunicorn is not installed")
+
+EXAMPLE = PROJECT_ROOT / "examples" / "flask_service"
+TOKEN = "web-service-test-token"
+SECRET = "web-service-secret-key-never-shown"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    """A running gunicorn of the example app; ``request`` talks to it."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.state = tmp_path / "state"
+        self.port = free_port()
+        self.log = tmp_path / "gunicorn.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+        )
+        env.update(
+            LEAKSCOPE_TOKEN=TOKEN,
+            LEAKSCOPE_DIR=str(self.state),
+            LEAKSCOPE_SAMPLE="1",
+            LEAKSCOPE_BUDGET="1",
+            SECRET_KEY=SECRET,
+        )
+        args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", "2"]
+        args += ["-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "app:app"]
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                args, cwd=EXAMPLE, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.responses: list[bytes] = []
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            assert self.process.poll() is None, self.output()
+            try:
+                if self.request("GET", "/clean/items/0")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not answer\n" + self.output()
+            time.sleep(0.05)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            body = response.read()
+            raw_headers = str(response.getheaders())
+        finally:
+            conn.close()
+        self.responses.append(body + raw_headers.encode())
+        return response.status, body, raw_headers
+
+    def api(self, name: str) -> Any:
+        status, body, _ = self.request("GET", f"/_leakscope/api/{name}", AUTH)
+        assert status == 200, body[:200]
+        return json.loads(body)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    server = Service(tmp_path)
+    try:
+        server.wait_ready(time.monotonic() + 30)
+        yield server
+    finally:
+        server.stop()
+
+
+def _routes_ready(service: Service) -> tuple[set[int], dict[str, dict[str, Any]]]:
+    pids = {int(w["pid"]) for w in service.api("status")["workers"] if w.get("alive", True)}
+    routes = {r["route"]: r for r in service.api("routes")["routes"]}
+    return pids, routes
+
+
+def test_gunicorn_two_workers_find_the_leaking_route(service: Service) -> None:
+    deadline = time.monotonic() + 40
+    pids: set[int] = set()
+    routes: dict[str, dict[str, Any]] = {}
+    sent = 0
+    while sent < 800:
+        for i in range(50):
+            assert service.request("GET", f"/leaky/items/{sent + i}")[0] == 200
+            assert service.request("GET", f"/clean/items/{sent + i}")[0] == 200
+        sent += 50
+        pids, routes = _routes_ready(service)
+        leaky = routes.get("leaky.item")
+        if len(pids) == 2 and leaky is not None and leaky["leaking"] and sent >= 200:
+            break
+        assert time.monotonic() < deadline, (sent, pids, routes)
+    assert len(pids) == 2, pids
+    leaky = routes["leaky.item"]
+    assert leaky["leaking"] is True, leaky
+    assert any(t["type"].endswith("Item") for t in leaky["top_types"]), leaky
+    clean = routes["clean.clean_item"]
+    assert clean["leaking"] is False, clean
+    assert clean["requests"] >= sent // 2
+
+    # Without the token: 401 and nothing of the data.
+    for path in ("/_leakscope/api/status", "/_leakscope/api/routes", "/_leakscope/"):
+        status, body, headers = service.request("GET", path)
+        assert status == 401, path
+        assert b"leaky" not in body and b"pid" not in body and "Bearer" in headers
+    status, body, _ = service.request(
+        "GET", "/_leakscope/api/status", {"Authorization": "Bearer no"}
+    )
+    assert status == 401 and b"workers" not in body
+
+    # Every endpoint with the token; the SECRET_KEY never appears anywhere.
+    for path in ("/", "/metrics", "/api/timeline", "/api/growth", "/api/cycles"):
+        assert service.request("GET", "/_leakscope" + path, AUTH)[0] == 200, path
+    assert service.request("POST", "/_leakscope/api/snapshot", AUTH)[0] in (201, 429)
+    assert not any(SECRET.encode() in body for body in service.responses)
+
+    service.stop()
+    assert service.process.returncode == 0, service.output()
+    exits = sorted(service.state.glob("exit-*.json"))
+    assert {int(p.stem.split("-")[1]) for p in exits} >= pids, (exits, pids)
+    for path in exits:
+        assert Snapshot.load(path).pid == int(path.stem.split("-")[1])
+
+
+def _browser_available() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is not installed"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    return None
+
+
+def test_dashboard_in_headless_chromium(service: Service) -> None:
+    reason = _browser_available()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    deadline = time.monotonic() + 30
+    pids: set[int] = set()
+    while len(pids) < 2:
+        for i in range(20):
+            service.request("GET", f"/leaky/items/{i}")
+        pids = {int(w["pid"]) for w in service.api("status")["workers"]}
+        assert time.monotonic() < deadline, pids
+    url = f"http://127.0.0.1:{service.port}/_leakscope/"
+    with sync_playwright() as p:
+        # launch() gives Chromium a fresh, empty temporary profile of its own.
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(url)
+            # The login form: the token once, then the page itself (cookie).
+            page.fill("input[name=token]", TOKEN)
+            page.click("button[type=submit]")
+            page.wait_for_selector("svg")
+            text = page.inner_text("body")
+            for pid in pids:
+                assert str(pid) in text, (pid, text[:500])
+            assert page.locator("svg").count() >= 3
+            assert page.locator("tr.worker").count() >= 2
+            assert page.locator("svg.ls-line").first.is_visible()
+            assert SECRET not in page.content()
+            origin = f"http://127.0.0.1:{service.port}/"
+            assert requests and all(u.startswith(origin) for u in requests), requests
+        finally:
+            browser.close()
