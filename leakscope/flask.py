@@ -41,6 +41,9 @@ __all__ = ["LeakScope"]
 _COOKIE = "leakscope_token"
 _RATE_INTERVAL = 10.0  # seconds between two snapshots (or cycle searches) in one worker
 _MAX_TYPES = 20
+# Every leakscope URL takes GET and POST, so that a disabled one answers 404 to both
+# (never 405, which would tell that it exists); the method matters to /api/snapshot and /login.
+_BOTH = ["GET", "POST"]
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -403,7 +406,7 @@ class LeakScope:
         scope = self
 
         def json_response(data: Any, status: int = 200) -> Any:
-            body = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+            body = json.dumps(data, separators=(",", ":"), allow_nan=False)
             response = flask.Response(body, status, content_type="application/json")
             response.headers["Cache-Control"] = "no-store"
             return response
@@ -424,14 +427,16 @@ class LeakScope:
             response.headers["Cache-Control"] = "no-store"
             return response
 
-        @bp.route("/", endpoint="dashboard")  # type: ignore[untyped-decorator]
+        @bp.route("/", endpoint="dashboard", methods=_BOTH, strict_slashes=False)  # type: ignore[untyped-decorator]
         def dashboard() -> Any:
             workers = scope.middleware.workers()
             page = _dashboard(workers, _merge_routes(workers))
             return flask.Response(page, 200, content_type="text/html; charset=utf-8")
 
-        @bp.route("/login", methods=["POST"], endpoint="login")  # type: ignore[untyped-decorator]
+        @bp.route("/login", methods=_BOTH, endpoint="login")  # type: ignore[untyped-decorator]
         def login() -> Any:
+            if flask.request.method == "GET":  # already authorized by the bearer token
+                return flask.redirect(flask.url_for("leakscope.dashboard"), 303)
             token = scope._configured_token(flask) or ""
             given = flask.request.form.get("token", "")
             if not isinstance(given, str) or not hmac.compare_digest(
@@ -455,15 +460,15 @@ class LeakScope:
             )
             return response
 
-        @bp.route("/api/status", endpoint="status")  # type: ignore[untyped-decorator]
+        @bp.route("/api/status", methods=_BOTH, endpoint="status")  # type: ignore[untyped-decorator]
         def status() -> Any:
             return json_response({"workers": scope.middleware.workers()})
 
-        @bp.route("/api/routes", endpoint="routes")  # type: ignore[untyped-decorator]
+        @bp.route("/api/routes", methods=_BOTH, endpoint="routes")  # type: ignore[untyped-decorator]
         def routes() -> Any:
             return json_response({"routes": _merge_routes(scope.middleware.workers())})
 
-        @bp.route("/api/timeline", endpoint="timeline")  # type: ignore[untyped-decorator]
+        @bp.route("/api/timeline", methods=_BOTH, endpoint="timeline")  # type: ignore[untyped-decorator]
         def timeline() -> Any:
             return json_response(
                 {
@@ -474,7 +479,7 @@ class LeakScope:
                 }
             )
 
-        @bp.route("/api/growth", endpoint="growth")  # type: ignore[untyped-decorator]
+        @bp.route("/api/growth", methods=_BOTH, endpoint="growth")  # type: ignore[untyped-decorator]
         def growth() -> Any:
             state = scope.middleware.status()
             args = flask.request.args
@@ -548,13 +553,13 @@ class LeakScope:
             from leakscope.snapshot import snapshot as take
 
             taken = take(memory=False).to_dict()
-            body = json.dumps(taken, separators=(",", ":"), allow_nan=False, default=str)
+            body = json.dumps(taken, separators=(",", ":"), allow_nan=False)
             scope._snapshot = body.encode()
             return json_response(
                 {"pid": os.getpid(), "taken": True, "objects": taken.get("objects")}, 201
             )
 
-        @bp.route("/metrics", endpoint="metrics")  # type: ignore[untyped-decorator]
+        @bp.route("/metrics", methods=_BOTH, endpoint="metrics")  # type: ignore[untyped-decorator]
         def metrics() -> Any:
             try:
                 from leakscope.prometheus import exposition

@@ -57,8 +57,11 @@ def test_disabled_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEAKSCOPE_TOKEN", raising=False)
     app, _ = make_app(token=None)
     client = app.test_client()
-    for path in ["/_leakscope/", *(f"/_leakscope/api/{p}" for p in API), "/_leakscope/metrics"]:
+    paths = ["/_leakscope", "/_leakscope/", "/_leakscope/metrics", "/_leakscope/login"]
+    for path in [*paths, *(f"/_leakscope/api/{p}" for p in API)]:
         assert fetch(client, "GET", path, headers=AUTH).status_code == 404, path
+        assert fetch(client, "POST", path, headers=AUTH).status_code == 404, path
+    assert fetch(client, "POST", "/_leakscope/login", data={"token": ""}).status_code == 404
     assert fetch(client, "GET", "/clean/1").status_code == 200
 
 

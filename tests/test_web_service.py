@@ -157,7 +157,8 @@ def test_gunicorn_two_workers_find_the_leaking_route(service: Service) -> None:
     assert any(t["type"].endswith("Item") for t in leaky["top_types"]), leaky
     clean = routes["clean.clean_item"]
     assert clean["leaking"] is False, clean
-    assert clean["requests"] >= sent // 2
+    # Sampled often enough to be judged (the states other workers publish lag a little).
+    assert clean["sampled"] >= 8, clean
 
     # Without the token: 401 and nothing of the data.
     for path in ("/_leakscope/api/status", "/_leakscope/api/routes", "/_leakscope/"):
