@@ -24,16 +24,26 @@ class Record:
         self.n = n
 
 
+# The leak: a module-level cache that is never trimmed (as in examples/flask_service).
+KEPT: dict[int, Record] = {}
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No worker directory or token from the environment the tests run in."""
+    monkeypatch.delenv("LEAKSCOPE_DIR", raising=False)
+    monkeypatch.delenv("LEAKSCOPE_TOKEN", raising=False)
+
+
 def make_app(**options: Any) -> tuple[Any, LeakScope]:
     app = flask.Flask("leakscope_test_app")
     app.config["SECRET_KEY"] = SECRET
-    kept: list[Record] = []
     leaky = flask.Blueprint("leaky", "leaky")
     clean = flask.Blueprint("clean", "clean")
 
     @leaky.get("/leaky/<int:n>")
     def item(n: int) -> str:
-        kept.append(Record(n))
+        KEPT[len(KEPT)] = Record(n)
         return "ok"
 
     @clean.get("/clean/<int:n>")
