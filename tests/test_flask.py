@@ -242,3 +242,20 @@ def test_init_app_once_and_bad_arguments() -> None:
     app2 = flask.Flask("second")
     other.init_app(app2)
     assert fetch(app2.test_client(), "GET", "/diag/api/status", headers=AUTH).status_code == 200
+
+
+def test_missing_flask_names_the_extra() -> None:
+    from _support import run_python
+
+    out = run_python(
+        """
+        import sys
+        sys.modules["flask"] = None  # as if Flask were not installed
+        import leakscope.flask
+        try:
+            leakscope.flask.LeakScope().init_app(object())
+        except leakscope.MissingDependencyError as e:
+            print(e.package, e.extra)
+        """
+    )
+    assert out.split() == ["flask", "flask"]
