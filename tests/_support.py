@@ -50,3 +50,30 @@ def run_python_json(code: str, **kwargs: Any) -> Any:
     """Like :func:`run_python`, for code whose last line of output is a JSON document."""
     out = run_python(code, **kwargs).strip().splitlines()
     return json.loads(out[-1])
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
+# Headless, and no background connections: the test machines have no network.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def require_browser() -> Any:
+    """``playwright.sync_api``; skips the calling test when it or Chromium is missing.
+
+    Launch with ``p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)``.
+    """
+    import pytest
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    return sync_api

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import PROJECT_ROOT, run_python_json
+from _support import CHROMIUM, CHROMIUM_FLAGS, PROJECT_ROOT, require_browser, run_python_json
 
 from leakscope.report import html as html_report
 from leakscope.report import svg
@@ -331,17 +331,6 @@ def test_render_run_minimal_clean_run(tmp_path: Path) -> None:
     assert ">CLEAN<" in page and "interrupted" in page and "No samples" in page
 
 
-_CHROMIUM = "/usr/bin/chromium"
-_CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = PROJECT_ROOT / "docs" / "images" / "report.png"
 
 
@@ -350,15 +339,13 @@ def test_report_in_headless_browser(run_data: dict[str, Any], tmp_path: Path) ->
 
     ``LEAKSCOPE_UPDATE_SCREENSHOT=1`` also saves the screenshot as docs/images/report.png.
     """
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not os.path.exists(_CHROMIUM):
-        pytest.skip(f"no Chromium at {_CHROMIUM}")
+    sync_api = require_browser()
     page_path = html_report.write_run(run_data, tmp_path / "report.html")
     requests: list[str] = []
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
         # launch() gives Chromium a fresh, empty temporary profile of its own.
-        browser = p.chromium.launch(executable_path=_CHROMIUM, args=_CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("request", lambda r: requests.append(r.url))

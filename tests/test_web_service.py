@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import PROJECT_ROOT
+from _support import CHROMIUM, CHROMIUM_FLAGS, PROJECT_ROOT, require_browser
 
 from leakscope import Snapshot
 
@@ -32,17 +32,6 @@ EXAMPLE = PROJECT_ROOT / "examples" / "flask_service"
 TOKEN = "web-service-test-token"
 SECRET = "web-service-secret-key-never-shown"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -184,21 +173,8 @@ def test_gunicorn_two_workers_find_the_leaking_route(service: Service) -> None:
         assert Snapshot.load(path).pid == int(path.stem.split("-")[1])
 
 
-def _browser_available() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is not installed"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed"
-    return None
-
-
 def test_dashboard_in_headless_chromium(service: Service) -> None:
-    reason = _browser_available()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
+    sync_api = require_browser()
 
     deadline = time.monotonic() + 30
     pids: set[int] = set()
@@ -208,7 +184,7 @@ def test_dashboard_in_headless_chromium(service: Service) -> None:
         pids = {int(w["pid"]) for w in service.api("status")["workers"]}
         assert time.monotonic() < deadline, pids
     url = f"http://127.0.0.1:{service.port}/_leakscope/"
-    with sync_playwright() as p:
+    with sync_api.sync_playwright() as p:
         # launch() gives Chromium a fresh, empty temporary profile of its own.
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
