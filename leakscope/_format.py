@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["format_bytes", "format_bytes_delta", "format_duration_ns"]
+__all__ = ["BYTE_UNITS", "format_bytes", "format_bytes_delta", "format_duration_ns"]
 
-_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+BYTE_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+"""Binary units, largest first, as ``(name, bytes)``."""
 
 
 def format_bytes(n: int | float | None) -> str:
     """``1.5 MiB``, ``512 B``; ``n/a`` for ``None``."""
     if n is None:
         return "n/a"
-    for unit, scale in _UNITS:
+    for unit, scale in BYTE_UNITS:
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n:.0f} B"

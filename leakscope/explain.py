@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import TYPE_CHECKING, Any
 
+from leakscope._format import format_bytes
 from leakscope._heap import type_name
 from leakscope.verdict import (
     ATEXIT_KEY,
@@ -40,7 +41,6 @@ from leakscope.verdict import (
     Culprit,
     Holder,
     LeakReport,
-    _fmt_bytes,
     _fmt_rate,
     _Stopped,
 )
@@ -890,7 +890,7 @@ def _container_hint(key: str, kind: str) -> str:
 
 def _unit_rate(c: Culprit) -> str:
     if c.unit == "bytes":
-        return f"+{_fmt_bytes(c.per_call)}/call"
+        return f"+{format_bytes(c.per_call)}/call"
     return f"+{_fmt_rate(c.per_call)} {c.unit}/call"
 
 
@@ -931,7 +931,7 @@ def format_report(report: LeakReport, show_values: bool = False) -> str:
         if what:
             head += f" ({what})"
         if c.bytes_per_call is not None and c.unit != "bytes":
-            head += f", ~{_fmt_bytes(c.bytes_per_call)}/call"
+            head += f", ~{format_bytes(c.bytes_per_call)}/call"
         lines.append(head)
         if c.related:
             lines.append(

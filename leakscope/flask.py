@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from leakscope._format import format_bytes
 from leakscope.errors import MissingDependencyError
 
 __all__ = ["LeakScope"]
@@ -152,12 +153,7 @@ def _growth_between(timeline: list[dict[str, Any]], start: int, end: int) -> dic
 def _size(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-"
-    number = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(number) < 1024 or unit == "GiB":
-            return f"{number:,.0f} {unit}" if unit == "B" else f"{number:,.1f} {unit}"
-        number /= 1024
-    return f"{number:,.1f} GiB"  # pragma: no cover
+    return format_bytes(value)
 
 
 _CSS = """

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leakscope._format import format_bytes
 from leakscope._heap import object_type_name, rss_bytes, tracked_census, type_name
 from leakscope._interpreter import InterpreterState, preserved
 from leakscope.errors import LeakError, LeakscopeError
@@ -95,7 +96,7 @@ class PerCall:
     def __str__(self) -> str:
         parts = [f"{_fmt_rate(self.objects)} objects", f"{_fmt_rate(self.blocks)} blocks"]
         if self.bytes is not None:
-            parts.append(f"~{_fmt_bytes(self.bytes)}")
+            parts.append(f"~{format_bytes(self.bytes)}")
         return ", ".join(parts) + " per call"
 
 
@@ -880,12 +881,3 @@ def _fmt_rate(value: float) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.2g}" if abs(value) < 1 else f"{value:.1f}"
-
-
-def _fmt_bytes(n: float) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leakscope._format import format_bytes, format_bytes_delta
+from leakscope._format import BYTE_UNITS, format_bytes, format_bytes_delta
 from leakscope.report import svg
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["render_check", "render_run", "write_run"]
 
-_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 
 _VERDICTS = {
     "leak": ("LEAK", "Memory leaks: objects are retained and something holds them."),
@@ -202,7 +201,7 @@ def _in_unit(
     """Byte series scaled to one unit (KiB, MiB...) so the chart's ticks are round in it."""
     values = [abs(y) for points in series.values() for _, y in points]
     top = max(values, default=0.0)
-    unit, scale = next(((u, s) for u, s in _UNITS if top >= s), ("B", 1))
+    unit, scale = next(((u, s) for u, s in BYTE_UNITS if top >= s), ("B", 1))
     scaled = {name: [(x, y / scale) for x, y in points] for name, points in series.items()}
     return scaled, unit
 
