@@ -391,6 +391,7 @@ class LeakMiddleware:
         self._skipped_budget = 0
         self._skipped_noisy = 0
         self._measured = 0.0  # seconds spent measuring
+        self._largest = 0.0  # the longest single measurement: the most the budget can overshoot
         self._credit = _INITIAL_CREDIT
         self._credit_at = self._clock0
         self._census_cost = 0.0
@@ -470,6 +471,7 @@ class LeakMiddleware:
 
     def _spend(self, seconds: float) -> None:
         self._measured += seconds
+        self._largest = max(self._largest, seconds)
         self._credit -= seconds
 
     def _route_of(self, request: _Request) -> str:
@@ -668,6 +670,7 @@ class LeakMiddleware:
                     "budget": self._budget,
                     "sample": self.sample,
                     "measured_seconds": self._measured,
+                    "largest_seconds": self._largest,
                     "wall_seconds": time.monotonic() - self._clock0,
                     "skipped_budget": self._skipped_budget,
                     "skipped_busy": self._skipped_busy,

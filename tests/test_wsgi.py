@@ -176,9 +176,11 @@ def test_budget_limits_the_time_spent_measuring() -> None:
     for i in range(400):
         call(mw, f"/clean/{i}")
     overhead = mw.status()["overhead"]
-    # Initial credit plus what the budget accrued, plus at most one measurement's overshoot.
+    # Initial credit plus what the budget accrued, plus at most one measurement's overshoot
+    # (a measurement starts only while credit is left, so credit never sinks below minus
+    # the longest one; the first census of a big test process can itself take 50+ ms).
     allowed = wsgi._INITIAL_CREDIT + 0.001 * overhead["wall_seconds"]
-    assert overhead["measured_seconds"] <= allowed + 0.05, overhead
+    assert overhead["measured_seconds"] <= allowed + overhead["largest_seconds"] + 1e-6, overhead
     assert overhead["skipped_budget"] > 0
     assert mw.status()["sampled"] < 400
 
