@@ -13,6 +13,24 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def child_env(
+    extra: dict[str, str] | None = None, *paths: str | os.PathLike[str]
+) -> dict[str, str]:
+    """This environment for a child process that imports leakscope from this checkout.
+
+    ``paths`` come after the project on ``PYTHONPATH``; leakscope's own settings
+    (``LEAKSCOPE_SAMPLE``, ``LEAKSCOPE_BUDGET``) are dropped so that the defaults apply,
+    then ``extra`` is added.
+    """
+    env = dict(os.environ)
+    path = [str(PROJECT_ROOT), *map(str, paths), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(path)
+    env.pop("LEAKSCOPE_SAMPLE", None)
+    env.pop("LEAKSCOPE_BUDGET", None)
+    env.update(extra or {})
+    return env
+
+
 def run_python(
     code: str,
     *,
@@ -25,10 +43,7 @@ def run_python(
     ``env_extra`` adds environment variables.  The test fails with the child's stderr
     when it exits non-zero.
     """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env.pop("LEAKSCOPE_SAMPLE", None)
-    env.update(env_extra or {})
+    env = child_env(env_extra)
     proc = subprocess.run(
         [python, "-c", textwrap.dedent(code)],
         check=False,

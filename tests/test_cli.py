@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import PROJECT_ROOT
+from _support import PROJECT_ROOT, child_env
 
 LEAKY_SCRIPT = """
 import sys, time
@@ -42,13 +42,6 @@ print("clean done")
 """
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env.pop("LEAKSCOPE_SAMPLE", None)
-    return env
-
-
 def _cli(
     *args: str, cwd: Path = PROJECT_ROOT, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -58,7 +51,7 @@ def _cli(
         text=True,
         check=False,
         cwd=cwd,
-        env=_env(),
+        env=child_env(),
         timeout=timeout,
     )
 
@@ -209,7 +202,7 @@ def test_run_shows_a_live_progress_line_on_a_terminal_only(tmp_path: Path) -> No
             stderr=secondary,
             text=True,
             cwd=PROJECT_ROOT,
-            env=_env(),
+            env=child_env(),
         )
         os.close(secondary)
         chunks = []
@@ -301,7 +294,7 @@ def test_run_ctrl_c_still_reports_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         cwd=PROJECT_ROOT,
-        env=_env(),
+        env=child_env(),
     )
     try:
         assert proc.stdout is not None
@@ -419,7 +412,7 @@ class Widget:
 keep = [Widget() for _ in range(500)]
 leakscope.snapshot().save({str(tmp_path / "b.json")!r})
 """
-    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), cwd=tmp_path)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), cwd=tmp_path)
     return tmp_path / "a.json", tmp_path / "b.json"
 
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _support import PROJECT_ROOT
+from _support import PROJECT_ROOT, child_env
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
 
 def _run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env.pop("LEAKSCOPE_SAMPLE", None)
-    env.update(env_extra or {})
+    env = child_env(env_extra)
     return subprocess.run(
         [sys.executable, *args],
         capture_output=True,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _support import PROJECT_ROOT, run_python
+from _support import child_env, run_python
 
 from leakscope import Snapshot
 from leakscope._workers import read_workers
@@ -92,10 +92,7 @@ class Server:
         (tmp_path / "gunicorn.conf.py").write_text(textwrap.dedent(CONFIG))
         self.state = tmp_path / "state"
         self.port = free_port()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), str(tmp_path)])
-        env["LEAKSCOPE_DIR"] = str(self.state)
-        env.pop("LEAKSCOPE_SAMPLE", None)
+        env = child_env({"LEAKSCOPE_DIR": str(self.state)}, tmp_path)
         args = [str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{self.port}"]
         args += ["-c", "gunicorn.conf.py", "--graceful-timeout", "5", "--log-level", "warning"]
         self.process = subprocess.Popen(
