@@ -1,4 +1,7 @@
-"""Settings read from the environment (the names are shared by every adapter)."""
+"""Settings read from the environment (the names are shared by every adapter).
+
+A bad value is logged and ignored, never raised: a setting must never break the host.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +11,34 @@ import os
 logger = logging.getLogger("leakscope")
 
 DEFAULT_SAMPLE = 0.01
-"""The share of calls or requests that ``@watch`` and the WSGI middleware measure."""
+"""The share of calls that ``@watch`` measures."""
+
+DEFAULT_REQUEST_SAMPLE = 1.0
+"""The share of requests the WSGI middleware may measure: all, as far as the budget allows."""
+
+DEFAULT_BUDGET = 0.01
+"""The largest fraction of wall time the WSGI middleware spends measuring."""
 
 
-def sample_rate() -> float:
-    """``LEAKSCOPE_SAMPLE`` when it is a number in (0, 1], else :data:`DEFAULT_SAMPLE`.
+def sample_rate(default: float = DEFAULT_SAMPLE) -> float:
+    """``LEAKSCOPE_SAMPLE`` when it is a number in (0, 1], else ``default``."""
+    return _fraction("LEAKSCOPE_SAMPLE", default)
 
-    A bad value is logged and ignored: a setting must never break the host.
-    """
-    raw = os.environ.get("LEAKSCOPE_SAMPLE", "")
+
+def budget(default: float = DEFAULT_BUDGET) -> float:
+    """``LEAKSCOPE_BUDGET`` when it is a number in (0, 1], else ``default``."""
+    return _fraction("LEAKSCOPE_BUDGET", default)
+
+
+def _fraction(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
     if raw.strip():
         try:
             value = float(raw)
         except ValueError:
-            logger.warning("ignoring LEAKSCOPE_SAMPLE=%r: not a number", raw[:40])
+            logger.warning("ignoring %s=%r: not a number", name, raw[:40])
         else:
             if 0 < value <= 1:
                 return value
-            logger.warning("ignoring LEAKSCOPE_SAMPLE=%r: must be in (0, 1]", raw[:40])
-    return DEFAULT_SAMPLE
+            logger.warning("ignoring %s=%r: must be in (0, 1]", name, raw[:40])
+    return default

@@ -6,7 +6,8 @@
     LeakScope(app)                 # or: scope = LeakScope(); scope.init_app(app)
 
 Wraps ``app.wsgi_app`` in :class:`~leakscope.wsgi.LeakMiddleware` (once), names each
-request's route after its Flask endpoint (``"leaky.item"``) and registers a blueprint
+request's route after its Flask endpoint (``"leaky.item"``; ``"<unmatched>"`` for a
+404 or 405), with no hook in Flask's request path, and registers a blueprint
 under ``prefix`` (default ``/_leakscope``): a dashboard page at ``/`` and JSON under
 ``/api/`` (``status``, ``routes``, ``timeline``, ``growth``, ``cycles``, ``snapshot``),
 plus ``/metrics`` (Prometheus text, with the ``prometheus`` extra).
@@ -31,11 +32,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from leakscope._format import format_bytes
 from leakscope.errors import MissingDependencyError
+from leakscope.wsgi import _UNMATCHED, LeakMiddleware
 
 __all__ = ["LeakScope"]
 
@@ -255,6 +257,34 @@ def _dashboard(workers: list[dict[str, Any]], routes: list[dict[str, Any]]) -> s
     return _page("leakscope dashboard", "".join(body))
 
 
+def _endpoint(environ: dict[str, Any]) -> str | None:
+    """The Flask endpoint of a request (``"leaky.item"``), read as its response starts.
+
+    Flask's request object is then in the environ (``werkzeug.request``, cleared when the
+    request ends) with the URL rule it matched, so naming a request adds no hook to
+    Flask's request path; a request that matched no rule (404, 405) is ``"<unmatched>"``.
+    """
+    request = environ.get("werkzeug.request")
+    endpoint = getattr(getattr(request, "url_rule", None), "endpoint", None)
+    if isinstance(endpoint, str) and endpoint:
+        return endpoint
+    if getattr(request, "routing_exception", None) is not None:
+        return _UNMATCHED
+    return None
+
+
+class _EndpointFirst:
+    """A route function of the user's, asked when Flask did not name the request."""
+
+    __slots__ = ("fallback",)
+
+    def __init__(self, fallback: Callable[[dict[str, Any]], str | None]) -> None:
+        self.fallback = fallback
+
+    def __call__(self, environ: dict[str, Any]) -> str | None:
+        return _endpoint(environ) or self.fallback(environ)
+
+
 class LeakScope:
     """The leakscope extension of a Flask application: middleware, JSON API and dashboard.
 
@@ -272,7 +302,7 @@ class LeakScope:
         allow: Iterable[str] | None = None,
         sample: float | None = None,
         directory: str | os.PathLike[str] | None = None,
-        budget: float = 0.01,
+        budget: float | None = None,
     ) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/") or prefix == "/":
             raise ValueError(f"prefix must be a path like '/_leakscope', not {prefix!r:.60}")
@@ -296,8 +326,6 @@ class LeakScope:
     def init_app(self, app: Any) -> None:
         """Wrap ``app.wsgi_app`` (once), name routes by endpoint, register the blueprint."""
         flask = _flask()
-        from leakscope.wsgi import LeakMiddleware
-
         if not isinstance(app, flask.Flask):
             raise TypeError(f"init_app needs a Flask application, not {type(app).__name__}")
         if "leakscope" in app.extensions:
@@ -305,18 +333,19 @@ class LeakScope:
         wsgi = app.wsgi_app
         if not isinstance(wsgi, LeakMiddleware):
             wsgi = LeakMiddleware(
-                wsgi, sample=self._sample, budget=self._budget, directory=self._directory
+                wsgi,
+                sample=self._sample,
+                budget=self._budget,
+                directory=self._directory,
+                route=_endpoint,
             )
             app.wsgi_app = wsgi
+        elif wsgi._route_fn is None:
+            wsgi._route_fn = _endpoint
+        elif wsgi._route_fn is not _endpoint:
+            wsgi._route_fn = _EndpointFirst(wsgi._route_fn)
         self.middleware = wsgi
         app.extensions["leakscope"] = self
-
-        @app.before_request  # type: ignore[untyped-decorator]
-        def _name_route() -> None:
-            endpoint = flask.request.endpoint
-            if isinstance(endpoint, str):
-                flask.request.environ["leakscope.route"] = endpoint
-
         app.register_blueprint(self._blueprint(flask), url_prefix=self.prefix)
 
     # -- security --------------------------------------------------------------------------

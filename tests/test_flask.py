@@ -230,6 +230,43 @@ def test_leaking_route_is_named_with_its_type() -> None:
     assert "leaky.item" in page
 
 
+def test_routes_are_named_by_endpoint_and_unmatched_paths_share_one_row() -> None:
+    app, scope = make_app(sample=1, budget=1)
+    client = app.test_client()
+    for i in range(3):
+        assert fetch(client, "GET", f"/clean/{i}").status_code == 200
+        assert fetch(client, "GET", f"/no/such/page/{i}").status_code == 404
+    assert fetch(client, "POST", "/clean/1").status_code == 405
+    requests = {r["route"]: r["requests"] for r in scope.middleware.status()["routes"]}
+    assert requests == {"clean.clean_item": 3, "<unmatched>": 4}
+
+
+def test_a_middleware_wrapped_before_keeps_its_route_function_as_a_fallback() -> None:
+    from leakscope.wsgi import LeakMiddleware
+
+    app = flask.Flask("prewrapped")
+
+    @app.get("/named")
+    def named() -> str:
+        return "ok"
+
+    def outer(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/outside":  # answered before Flask sees it
+            start_response("200 OK", [])
+            return [b"ok"]
+        return inner(environ, start_response)
+
+    inner = app.wsgi_app
+    middleware = LeakMiddleware(outer, sample=1.0, route=lambda environ: "by-function")
+    app.wsgi_app = middleware
+    scope = LeakScope(app, token=TOKEN)
+    assert scope.middleware is middleware
+    client = app.test_client()
+    fetch(client, "GET", "/named")
+    fetch(client, "GET", "/outside")
+    assert {r["route"] for r in middleware.status()["routes"]} == {"named", "by-function"}
+
+
 def test_init_app_once_and_bad_arguments() -> None:
     app, scope = make_app()
     with pytest.raises(ValueError, match="already"):

@@ -16,7 +16,7 @@ import pytest
 from _support import run_python_json
 
 from leakscope import wsgi
-from leakscope._env import DEFAULT_SAMPLE
+from leakscope._env import DEFAULT_BUDGET, DEFAULT_REQUEST_SAMPLE
 from leakscope.wsgi import LeakMiddleware, route_template
 
 STATUS_KEYS = {
@@ -315,11 +315,21 @@ def test_bad_arguments_are_named() -> None:
         LeakMiddleware(app, route="x")  # type: ignore[arg-type]
 
 
-def test_sample_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sample_and_budget_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    def settings() -> tuple[float, float]:
+        mw = LeakMiddleware(app)
+        return mw.sample, mw.status()["overhead"]["budget"]
+
+    monkeypatch.delenv("LEAKSCOPE_SAMPLE", raising=False)
+    monkeypatch.delenv("LEAKSCOPE_BUDGET", raising=False)
+    assert settings() == (DEFAULT_REQUEST_SAMPLE, DEFAULT_BUDGET) == (1.0, 0.01)
     monkeypatch.setenv("LEAKSCOPE_SAMPLE", "0.25")
-    assert LeakMiddleware(app).sample == 0.25
+    monkeypatch.setenv("LEAKSCOPE_BUDGET", "0.05")
+    assert settings() == (0.25, 0.05)
+    assert LeakMiddleware(app, sample=0.5, budget=0.2).status()["overhead"]["budget"] == 0.2
     monkeypatch.setenv("LEAKSCOPE_SAMPLE", "lots")
-    assert LeakMiddleware(app).sample == DEFAULT_SAMPLE
+    monkeypatch.setenv("LEAKSCOPE_BUDGET", "2")  # out of (0, 1]: ignored, with a warning
+    assert settings() == (DEFAULT_REQUEST_SAMPLE, DEFAULT_BUDGET)
 
 
 def test_workers_from_a_directory(tmp_path: Any) -> None:
@@ -465,3 +475,52 @@ def test_a_bounded_cache_of_dicts_is_cleared_by_the_heap_census() -> None:
     assert not row["leaking"], row  # ...and the heap shows the cache does not grow
     # The timeline's own points are not counted as the application's growth.
     assert all(abs(t["delta"]) < 50 for t in out["growth"]["types"]), out["growth"]
+
+
+def test_retained_dicts_wait_for_a_second_census_that_shows_them_growing() -> None:
+    # Dicts take no weak reference: until two heap censuses exist, a route that keeps
+    # them (in an object, not a module container) is not called leaking; then it is, since
+    # the census sees dicts grow.  A fresh process: the censuses see the whole heap.
+    out = run_python_json(
+        """
+        import json, time
+        from wsgiref.util import setup_testing_defaults
+        from leakscope.wsgi import LeakMiddleware
+
+        class Registry:
+            def __init__(self):
+                self.entries = []
+
+        registry = Registry()
+
+        def app(environ, start_response):
+            registry.entries.append({"n": [len(registry.entries)]})
+            start_response("200 OK", [])
+            return [b"ok"]
+
+        def call(mw):
+            environ = {}
+            setup_testing_defaults(environ)
+            result = mw(environ, lambda status, headers, exc_info=None: None)
+            b"".join(result)
+            result.close()
+
+        mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=3600.0)
+        for _ in range(30):
+            call(mw)
+        (before,) = mw.status()["routes"]
+        mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=0.2)
+        deadline = time.monotonic() + 30
+        while len(mw.status()["timeline"]) < 3:
+            assert time.monotonic() < deadline
+            for _ in range(20):
+                call(mw)
+        (after,) = mw.status()["routes"]
+        print(json.dumps({"before": before, "after": after}))
+        """
+    )
+    before, after = out["before"], out["after"]
+    assert before["sampled"] == 30 and before["retained_objects_per_request"] >= 2
+    assert not before["leaking"], before
+    assert after["leaking"], after
+    assert after["top_types"][0]["type"] in {"dict", "list"}

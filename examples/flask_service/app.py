@@ -52,9 +52,7 @@ def create_app(leakscope: bool = True) -> Flask:
     if leakscope:
         from leakscope.flask import LeakScope
 
-        # LEAKSCOPE_BUDGET (read by this example only): the fraction of wall time leakscope
-        # may spend measuring; 1 measures every sampled request (tests, demos).
-        LeakScope(app, budget=float(os.environ.get("LEAKSCOPE_BUDGET", "0.01")))
+        LeakScope(app)
     return app
 
 
