@@ -517,35 +517,32 @@ class LeakMiddleware:
         request object, are still at work: a route function can read them) or when it ends.
         """
         try:
-            return self._name(environ, status)
-        except Exception:
-            logger.exception("leakscope: could not name a request's route")
-            return _OTHER
-
-    def _name(self, environ: dict[str, Any] | None, status: str) -> str:
-        if environ is None:
-            return _OTHER
-        name = environ.get("leakscope.route")
-        if type(name) is not str or not name:
-            name = None
+            name = None if environ is None else environ.get("leakscope.route")
+            if type(name) is str and name:
+                return name[:200]
+            if environ is None:
+                return _OTHER
             if self._route_fn is not None:
                 try:
-                    got = self._route_fn(environ)
-                    name = got if type(got) is str and got else None
+                    name = self._route_fn(environ)
                 except Exception:
+                    name = None
                     if not self._route_error_logged:
                         self._route_error_logged = True
                         logger.exception("leakscope: the route function raised; using the path")
-            if name is None:
-                if type(status) is str and status[:3] == "404":
-                    return _UNMATCHED
-                method = environ.get("REQUEST_METHOD")
-                path = environ.get("PATH_INFO")
-                name = route_template(
-                    method if isinstance(method, str) else "",
-                    path if isinstance(path, str) else "",
-                )
-        return name[:200]
+                if type(name) is str and name:
+                    return name[:200]
+            if type(status) is str and status[:3] == "404":
+                return _UNMATCHED
+            method = environ.get("REQUEST_METHOD")
+            path = environ.get("PATH_INFO")
+            return route_template(
+                method if isinstance(method, str) else "",
+                path if isinstance(path, str) else "",
+            )[:200]
+        except Exception:
+            logger.exception("leakscope: could not name a request's route")
+            return _OTHER
 
     def _finish(self, request: _Request) -> None:
         """A sampled request ended: measure it, then record it."""
