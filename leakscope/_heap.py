@@ -13,14 +13,31 @@ import gc
 import os
 import sys
 import sysconfig
+import types
 from collections.abc import Iterable, Sequence
 from itertools import compress
 from typing import Any
 
-__all__ = ["PYTHON_VERSION", "census", "object_type_name", "rss_bytes", "safe_repr", "type_name"]
+__all__ = [
+    "FUNC_DEFAULTS",
+    "MODULE_DICT",
+    "PYTHON_VERSION",
+    "TYPE_DICT",
+    "TYPE_MODULE",
+    "census",
+    "object_type_name",
+    "rss_bytes",
+    "safe_repr",
+    "type_name",
+]
 
 _QUALNAME = type.__dict__["__qualname__"]
-_MODULE = type.__dict__["__module__"]
+# The slot descriptors themselves: reading through them never runs user code (a module
+# subclass or a metaclass cannot intercept them).
+MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
+TYPE_DICT: Any = vars(type)["__dict__"]
+TYPE_MODULE: Any = vars(type)["__module__"]
+FUNC_DEFAULTS: Any = vars(types.FunctionType)["__defaults__"]
 
 
 def type_name(tp: type) -> str:
@@ -36,7 +53,7 @@ def type_name(tp: type) -> str:
     if not isinstance(qualname, str):
         qualname = "<unnamed type>"
     try:
-        module = _MODULE.__get__(tp)
+        module = TYPE_MODULE.__get__(tp)
     except Exception:
         module = None
     if not isinstance(module, str) or module == "builtins":

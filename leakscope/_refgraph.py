@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from leakscope._heap import object_type_name, type_name
+from leakscope._heap import MODULE_DICT, object_type_name, type_name
 
 __all__ = [
     "RetentionPath",
@@ -48,7 +48,6 @@ __all__ = [
 _QUALNAME: Any = type.__dict__["__qualname__"]
 _MRO: Any = type.__dict__["__mro__"]
 _TYPE_DICT: Any = type.__dict__["__dict__"]
-_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
 _FUNC_QUALNAME: Any = types.FunctionType.__dict__["__qualname__"]
 _FUNC_MODULE: Any = types.FunctionType.__dict__["__module__"]
 _MEMBER = types.MemberDescriptorType
@@ -351,7 +350,7 @@ def edge_label(referrer: Any, referent: object) -> str:
             return ".__dict__"
     elif issubclass(rtp, types.ModuleType):
         try:
-            if referent is _MODULE_DICT.__get__(referrer):
+            if referent is MODULE_DICT.__get__(referrer):
                 return ".__dict__"
         except Exception:
             pass
@@ -402,7 +401,7 @@ class _Roots:
             if type(name) is not str or not issubclass(type(mod), types.ModuleType):
                 continue
             try:
-                md = _MODULE_DICT.__get__(mod)
+                md = MODULE_DICT.__get__(mod)
             except Exception:
                 continue
             canonical = dict.get(md, "__name__") == name if type(md) is dict else False

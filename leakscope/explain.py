@@ -34,7 +34,7 @@ from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from leakscope._format import format_bytes
-from leakscope._heap import type_name
+from leakscope._heap import MODULE_DICT, type_name
 from leakscope.verdict import (
     ATEXIT_KEY,
     LOGGERS_KEY,
@@ -60,7 +60,6 @@ _TRACE_SLOWDOWN = 15.0
 
 _TYPE_DICT = type.__dict__["__dict__"]
 _TYPE_MRO = type.__dict__["__mro__"]
-_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
 _FUNC_DEFAULTS: Any = types.FunctionType.__dict__["__defaults__"]
 
 # Types that usually come along with another leak rather than being the leak.
@@ -198,7 +197,7 @@ def _resolve_container(key: str) -> object | None:
     if module is None or not issubclass(type(module), types.ModuleType):
         return None
     try:
-        namespace = _MODULE_DICT.__get__(module)
+        namespace = MODULE_DICT.__get__(module)
         if ".__defaults__[" in rest:
             func_name, _, index = rest.partition(".__defaults__[")
             func = namespace.get(func_name)

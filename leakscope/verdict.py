@@ -39,8 +39,8 @@ from typing import Any
 from leakscope._format import format_bytes
 from leakscope._heap import object_type_name, rss_bytes, tracked_census, type_name
 from leakscope._interpreter import InterpreterState, preserved
+from leakscope._roots import root_containers
 from leakscope.errors import LeakError, LeakscopeError
-from leakscope.snapshot import _root_containers
 
 __all__ = ["Culprit", "LeakReport", "PerCall", "Run", "check"]
 
@@ -338,7 +338,7 @@ def _extra_registries(lengths: dict[str, int], kinds: dict[str, str]) -> None:
 
 def _census() -> _Census:
     counts, total = tracked_census()
-    lengths, kinds = _root_containers()
+    lengths, kinds = root_containers()
     _extra_registries(lengths, kinds)
     return _Census(counts, lengths, kinds, total)
 

@@ -50,8 +50,16 @@ from typing import Any
 
 from leakscope._env import DEFAULT_REQUEST_SAMPLE, sample_rate
 from leakscope._env import budget as budget_fraction
-from leakscope._heap import PYTHON_VERSION, is_own_name, rss_bytes, tracked_census, type_name
-from leakscope.snapshot import _CONTAINER_BASES, _MODULE_DICT, _TYPE_DICT
+from leakscope._heap import (
+    MODULE_DICT,
+    PYTHON_VERSION,
+    TYPE_DICT,
+    is_own_name,
+    rss_bytes,
+    tracked_census,
+    type_name,
+)
+from leakscope._roots import CONTAINER_BASES, root_containers
 
 __all__ = ["LeakMiddleware"]
 
@@ -75,7 +83,7 @@ _FOLLOWED = 64
 _MIN_EXPECTED = 32  # retained objects the heap census must see before it can contradict
 _MAX_CONTAINERS = 2000
 _ALL_CONTAINERS_FOR = 60.0  # seconds after the first scan during which every container is read
-_GROWABLE = tuple(b for b in _CONTAINER_BASES if b is not frozenset)
+_GROWABLE = tuple(b for b in CONTAINER_BASES if b is not frozenset)
 _CO_OPTIMIZED = inspect.CO_OPTIMIZED
 _REFS_PER_SAMPLE = 4
 _WEAKREF_OFFSET = type.__dict__["__weakrefoffset__"]
@@ -796,10 +804,8 @@ class _Containers:
         self.scanned = 0.0  # time.monotonic() of the first scan
 
     def rescan(self) -> None:
-        from leakscope.snapshot import _root_containers
-
         entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
-        lengths, _ = _root_containers()
+        lengths, _ = root_containers()
         if not self.scanned:
             self.first, self.scanned = lengths, time.monotonic()
         every = time.monotonic() - self.scanned < _ALL_CONTAINERS_FOR
@@ -812,8 +818,8 @@ class _Containers:
             name, _, attr = rest.partition(".")
             module = sys.modules.get(modname)
             try:
-                holder = module if not attr else _MODULE_DICT.__get__(module).get(name)
-                value = (_TYPE_DICT if attr else _MODULE_DICT).__get__(holder).get(attr or name)
+                holder = module if not attr else MODULE_DICT.__get__(module).get(name)
+                value = (TYPE_DICT if attr else MODULE_DICT).__get__(holder).get(attr or name)
                 base = next(b for b in _GROWABLE if issubclass(type(value), b))
                 length: Callable[[Any], int] = base.__len__  # type: ignore[attr-defined]
                 ref = entries[-1][0] if entries and entries[-1][0]() is holder else _Ref(holder)
@@ -827,7 +833,7 @@ class _Containers:
             if groups and groups[-1][0] is ref and groups[-1][3] is length:
                 groups[-1][2].append(name)
             else:
-                namespace_of = (_TYPE_DICT if is_class else _MODULE_DICT).__get__
+                namespace_of = (TYPE_DICT if is_class else MODULE_DICT).__get__
                 groups.append((ref, namespace_of, [name], length))
         self.entries, self.groups = entries, groups
 
@@ -861,7 +867,7 @@ class _Containers:
             if old < 0 or new <= old:
                 continue
             try:
-                namespace = (_TYPE_DICT if is_class else _MODULE_DICT).__get__(ref())
+                namespace = (TYPE_DICT if is_class else MODULE_DICT).__get__(ref())
                 value = _last(namespace.get(name))
             except Exception:
                 continue
