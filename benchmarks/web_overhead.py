@@ -176,7 +176,7 @@ def _measure(app_dir: Path, leakscope: bool, seconds: float, tmp: Path) -> dict[
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    seconds, rounds = (3.0, 2) if quick else (5.0, 6)
+    seconds, rounds = (3.0, 4) if quick else (5.0, 6)
     with tempfile.TemporaryDirectory(prefix="leakscope-web-") as name:
         tmp = Path(name)
         app_dir = _app_dir(tmp)

@@ -426,7 +426,7 @@ class LeakMiddleware:
         self._latest_requests: dict[str, int] = {}
         self._next_point = self._clock0
         self._next_publish = self._clock0
-        self._next_due = self._clock0  # the earlier of the two
+        self._next_due = self._clock0  # when a census or publishing is next due
         self._route_error_logged = False
         self._containers = _Containers()
 
