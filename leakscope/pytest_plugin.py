@@ -422,9 +422,6 @@ _SCREEN_WARMUP = 1  # calls after the ordinary run, before the screen measures
 # stops when it is full, which is far cheaper than a full check.
 _SCREEN_RUNS = ((4, 6), *((16, 12),) * 8)
 _SCREEN_BYTES_PER_CALL = 1024  # malloc'd bytes per call a run must grow by
-# Python 3.12 starts with a few hundred constant tuples in the permanent generation
-# (gc.get_freeze_count() > 0 before any user code): the interpreter's, not the host's.
-_STARTUP_FROZEN = gc.get_freeze_count() if sys.version_info[:2] == (3, 12) else 0
 
 
 class _MallocStats:
@@ -494,10 +491,10 @@ def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
     reaches the full :func:`leakscope.check`, which decides and explains.
     None when the screen cannot run (the host froze objects itself).
     """
-    from leakscope._interpreter import preserved
+    from leakscope._interpreter import frozen, host_froze_objects, preserved
 
     with preserved():
-        if gc.get_freeze_count() not in (0, _STARTUP_FROZEN):
+        if host_froze_objects():
             return None  # the host froze objects itself: do not unfreeze them
         for _ in range(_SCREEN_WARMUP):
             call()
@@ -511,8 +508,7 @@ def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
         memory: list[int | None] = [0] * size
         suspect = True
         k = 0
-        gc.freeze()
-        try:
+        with frozen():
             gc.collect()
             objects[0], blocks[0] = len(gc.get_objects()), sys.getallocatedblocks()
             memory[0] = malloc()
@@ -530,8 +526,6 @@ def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
                 ):
                     suspect = False
                     break
-        finally:
-            gc.unfreeze()
     grown: list[int | None] = []
     for i in range(1, k + 1):
         before, after = memory[i - 1], memory[i]

@@ -38,7 +38,7 @@ from typing import Any
 
 from leakscope._format import format_bytes
 from leakscope._heap import object_type_name, rss_bytes, tracked_census, type_name
-from leakscope._interpreter import InterpreterState, preserved
+from leakscope._interpreter import InterpreterState, frozen, preserved
 from leakscope._roots import root_containers
 from leakscope.errors import LeakError, LeakscopeError
 
@@ -619,72 +619,76 @@ def _measure(
     measured: list[_Measured] = []
     notes: list[str] = []
     spent = 0.0
-    # Blocks, RSS and gc.garbage are read right after a full collection, which also
-    # empties the free lists, so consecutive readings compare like with like.
-    gc.collect()
-    blocks_before = sys.getallocatedblocks()
-    rss_before = rss_bytes()
-    garbage_before = len(gc.garbage)
-    base = _census()
-    assessment = _Assessment()
-    cut_short = False
-    while True:
-        done, seconds = runner.run(n, f"measured run {len(measured) + 1},", deadline)
-        spent += seconds
-        gc_was_enabled = gc.isenabled()
-        collected = gc.collect()
-        blocks_after = sys.getallocatedblocks()
-        rss_after = rss_bytes()
-        garbage_after = len(gc.garbage)
-        rss = None if rss_after is None or rss_before is None else rss_after - rss_before
-        after = _census()
-        measured.append(
-            _Measured(
-                run=Run(
-                    done,
-                    seconds,
-                    after.objects - base.objects,
-                    blocks_after - blocks_before,
-                    rss,
-                    collected,
-                ),
-                types=_changes(base.types, after.types),
-                containers=_changes(base.containers, after.containers),
-                garbage=0 if gc_was_enabled else collected,
-                gc_garbage=garbage_after - garbage_before,
+    # Everything alive after the warm-up is frozen for the measured runs: each collection
+    # and census then looks only at the objects made since, not the whole process (most
+    # of a check's time in a big process).  Blocks, RSS and gc.garbage are read right
+    # after a full collection, which also empties the free lists, so consecutive readings
+    # compare like with like.
+    with frozen():
+        gc.collect()
+        blocks_before = sys.getallocatedblocks()
+        rss_before = rss_bytes()
+        garbage_before = len(gc.garbage)
+        base = _census()
+        assessment = _Assessment()
+        cut_short = False
+        while True:
+            done, seconds = runner.run(n, f"measured run {len(measured) + 1},", deadline)
+            spent += seconds
+            gc_was_enabled = gc.isenabled()
+            collected = gc.collect()
+            blocks_after = sys.getallocatedblocks()
+            rss_after = rss_bytes()
+            garbage_after = len(gc.garbage)
+            rss = None if rss_after is None or rss_before is None else rss_after - rss_before
+            after = _census()
+            measured.append(
+                _Measured(
+                    run=Run(
+                        done,
+                        seconds,
+                        after.objects - base.objects,
+                        blocks_after - blocks_before,
+                        rss,
+                        collected,
+                    ),
+                    types=_changes(base.types, after.types),
+                    containers=_changes(base.containers, after.containers),
+                    garbage=0 if gc_was_enabled else collected,
+                    gc_garbage=garbage_after - garbage_before,
+                )
             )
-        )
-        blocks_before, rss_before, garbage_before = blocks_after, rss_after, garbage_after
-        base = after
-        del after
-        k = len(measured)
-        assessment = _assess(measured)
-        timed_out = deadline is not None and time.perf_counter() > deadline
-        if timed_out:
-            cut_short = runs is None or k < runs
-            break
-        if runs is not None:
-            if k >= runs:
+            blocks_before, rss_before, garbage_before = blocks_after, rss_after, garbage_after
+            base = after
+            del after
+            k = len(measured)
+            assessment = _assess(measured)
+            timed_out = deadline is not None and time.perf_counter() > deadline
+            if timed_out:
+                cut_short = runs is None or k < runs
                 break
-        else:
-            calls = sum(m.run.calls for m in measured)
-            if k >= _MIN_RUNS:
-                if assessment.leaked and calls >= _MIN_CALLS:
+            if runs is not None:
+                if k >= runs:
                     break
-                if not assessment.leaked and not assessment.unsure:
+            else:
+                calls = sum(m.run.calls for m in measured)
+                if k >= _MIN_RUNS:
+                    if assessment.leaked and calls >= _MIN_CALLS:
+                        break
+                    if not assessment.leaked and not assessment.unsure:
+                        break
+                if k >= _MAX_RUNS:
                     break
-            if k >= _MAX_RUNS:
-                break
-            estimate = spent / max(1, calls) * n * 2
-            if k >= _MIN_RUNS and spent + estimate > _BUDGET:
-                if assessment.leaked and calls < _MIN_CALLS:
-                    notes.append(
-                        f"steady growth seen over {calls:,} calls only (time budget spent); "
-                        "a cache bigger than that would look the same: pass runs= or timeout= "
-                        "to measure longer"
-                    )
-                break
-        n *= 2
+                estimate = spent / max(1, calls) * n * 2
+                if k >= _MIN_RUNS and spent + estimate > _BUDGET:
+                    if assessment.leaked and calls < _MIN_CALLS:
+                        notes.append(
+                            f"steady growth seen over {calls:,} calls only (time budget spent); "
+                            "a cache bigger than that would look the same: pass runs= or timeout= "
+                            "to measure longer"
+                        )
+                    break
+            n *= 2
     if cut_short:
         notes.append(f"timed out after {timeout} s; the verdict uses the runs completed so far")
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _support import run_python
+from _support import run_python, run_python_json
 
 from leakscope.verdict import Culprit, Holder, LeakReport, PerCall, Run
 
@@ -187,6 +187,47 @@ def test_error_is_reported_and_state_restored() -> None:
     assert "during measured run" in lines[0]
     assert lines[1] == "False (500, 7, 3) False True"
     assert lines[2] == "raised True"
+
+
+def test_measured_runs_freeze_the_heap_and_leave_the_hosts_freeze_alone() -> None:
+    # check() freezes what is alive after the warm-up, so that its collections and censuses
+    # see only what the runs made; it unfreezes on exit, even when the function raises.  A
+    # host that froze objects itself (a pre-fork server) keeps them frozen, and still gets
+    # a verdict, from whole-heap censuses.
+    out = run_python_json(
+        """
+        import gc, json
+        from leakscope.verdict import check
+
+        seen, kept = [], []
+
+        def leaky():
+            seen.append(gc.get_freeze_count())
+            kept.append(object.__new__(type("Leaked", (), {})))
+
+        def boom():
+            if len(seen) > 30:
+                raise ValueError("broken on purpose")
+            seen.append(gc.get_freeze_count())
+
+        start = gc.get_freeze_count()
+        first = check(leaky).leaked, max(seen) > start, gc.get_freeze_count() - start
+        seen.clear()
+        check(boom)
+        after_error = gc.get_freeze_count() - start
+        host = [[i] for i in range(1000)]
+        gc.freeze()
+        frozen_by_host = gc.get_freeze_count()
+        seen.clear()
+        second = check(leaky).leaked, set(seen) == {frozen_by_host}, gc.get_freeze_count()
+        print(json.dumps({"first": first, "after_error": after_error,
+                          "second": second, "host": frozen_by_host}))
+        """
+    )
+    assert out["first"] == [True, True, 0]  # frozen during the runs, not after
+    assert out["after_error"] == 0
+    leaked, untouched, count = out["second"]
+    assert leaked and untouched and count == out["host"]
 
 
 def test_no_reference_to_user_objects_after_check() -> None:
