@@ -82,7 +82,6 @@ _MAX_OLD_FANOUT = 256
 _FOLLOWED = 64
 _MIN_EXPECTED = 32  # retained objects the heap census must see before it can contradict
 _MAX_CONTAINERS = 2000
-_ALL_CONTAINERS_FOR = 60.0  # seconds after the first scan during which every container is read
 _GROWABLE = tuple(b for b in CONTAINER_BASES if b is not frozenset)
 _CO_OPTIMIZED = inspect.CO_OPTIMIZED
 _REFS_PER_SAMPLE = 4
@@ -648,7 +647,9 @@ class LeakMiddleware:
         t0 = time.perf_counter()
         try:
             counts, total = tracked_census()
-            self._containers.rescan()
+            # Every container until the second census (1/8 of the interval later): then
+            # only those that changed since the first, the ones requests grow.
+            self._containers.rescan(every=not self._timeline)
             point = {
                 "time": time.time(),
                 "rss": rss_bytes(),
@@ -787,8 +788,9 @@ class _Containers:
     collector may not track (a dict of strings and numbers); the container's length
     grows instead.  Their list comes from the snapshot's container scan, refreshed at
     each timeline census; a sampled request reads their lengths before and after.
-    A minute after the first scan, only the containers whose length has changed since
-    then are read: most (``__all__``, registries filled at import) never change.
+    From the second heap census on, only the containers whose length has changed since
+    the first scan are read: most (``__all__``, registries filled at import) never
+    change, and that census comes early (see ``LeakMiddleware._timeline_point``).
     The containers of one module or class are read together, at C speed.
     """
 
@@ -796,19 +798,18 @@ class _Containers:
 
     def __init__(self) -> None:
         self.entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
-        # (holder, its namespace getter, names, length function): runs of ``entries``.
-        self.groups: list[
-            tuple[weakref.ref[Any], Callable[[Any], Any], list[str], Callable[[Any], int]]
-        ] = []
-        self.first: dict[str, int] = {}
-        self.scanned = 0.0  # time.monotonic() of the first scan
+        # (holder, its namespace descriptor, names, length function): runs of ``entries``.
+        self.groups: list[tuple[weakref.ref[Any], Any, list[str], Callable[[Any], int]]] = []
+        self.first: dict[str, int] = {}  # every container's length at the first scan
+        self.scanned = False
 
-    def rescan(self) -> None:
+    def rescan(self, every: bool = False) -> None:
+        """Refresh the list: every container on the first scan or when ``every``, else only
+        those whose length changed since the first scan."""
         entries: list[tuple[weakref.ref[Any], str, bool, Callable[[Any], int], str]] = []
         lengths, _ = root_containers()
         if not self.scanned:
-            self.first, self.scanned = lengths, time.monotonic()
-        every = time.monotonic() - self.scanned < _ALL_CONTAINERS_FOR
+            self.first, self.scanned, every = lengths, True, True
         for key, n in lengths.items():
             if "__defaults__" in key or len(entries) >= _MAX_CONTAINERS:
                 continue
@@ -826,15 +827,15 @@ class _Containers:
                 entries.append((ref, attr or name, bool(attr), length, key))
             except Exception:
                 continue
-        groups: list[
-            tuple[weakref.ref[Any], Callable[[Any], Any], list[str], Callable[[Any], int]]
-        ] = []
+        groups: list[tuple[weakref.ref[Any], Any, list[str], Callable[[Any], int]]] = []
         for ref, name, is_class, length, _ in entries:
             if groups and groups[-1][0] is ref and groups[-1][3] is length:
                 groups[-1][2].append(name)
             else:
-                namespace_of = (TYPE_DICT if is_class else MODULE_DICT).__get__
-                groups.append((ref, namespace_of, [name], length))
+                # The slot descriptor, not its bound __get__: a method-wrapper per group
+                # would be counted by the heap census as the application's objects.
+                namespace = TYPE_DICT if is_class else MODULE_DICT
+                groups.append((ref, namespace, [name], length))
         self.entries, self.groups = entries, groups
 
     def lengths(self) -> list[int]:
@@ -842,15 +843,15 @@ class _Containers:
         if not self.scanned:
             self.rescan()
         out: list[int] = []
-        for ref, namespace_of, names, length in self.groups:
+        for ref, namespace, names, length in self.groups:
             try:
-                get = namespace_of(ref()).get
+                get = namespace.__get__(ref()).get
                 out += list(map(length, map(get, names)))
             except Exception:
                 out += map(
                     _length_or_minus_one,
                     itertools.repeat(ref),
-                    itertools.repeat(namespace_of),
+                    itertools.repeat(namespace),
                     names,
                     itertools.repeat(length),
                 )
@@ -888,12 +889,12 @@ _NOTHING = object()
 
 def _length_or_minus_one(
     ref: weakref.ref[Any],
-    namespace_of: Callable[[Any], Any],
+    namespace: Any,
     name: str,
     length: Callable[[Any], int],
 ) -> int:
     try:
-        return length(namespace_of(ref()).get(name))
+        return length(namespace.__get__(ref()).get(name))
     except Exception:
         return -1
 
