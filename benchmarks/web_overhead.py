@@ -218,8 +218,9 @@ def run(quick: bool) -> list[dict[str, Any]]:
     losses = sorted(1 - a["rps"] / b["rps"] for a, b in zip(on, off, strict=True))
     loss = statistics.median(losses)
     verdict = "meets" if loss < TARGET_LOSS else "MISSES"
-    # Worker CPU per request: what the server spends, much steadier than throughput on a
-    # machine the client shares (and Linux-only, from /proc).
+    # Worker CPU per request: what the server spends, whatever the client gets of the
+    # machine it shares (Linux-only, from /proc).  Still noisy: on a 2-core machine, runs
+    # of one configuration in fresh processes differ by up to +-4%.
     cpu_on = statistics.median(r["cpu"] for r in on)
     cpu_off = statistics.median(r["cpu"] for r in off)
     rows = [
@@ -246,7 +247,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 "other_s": cpu_off,
                 "ratio": cpu_on / cpu_off,
                 "note": f"{cpu_on / cpu_off - 1:+.1%}; user + system time of the workers "
-                f"(/proc) over the requests they served; median of {rounds} runs",
+                f"(/proc) over the requests they served; median of {rounds} runs (runs of one "
+                "configuration differ by up to +-4% on a 2-core machine)",
             }
         )
     for key in ("p50", "p99"):
