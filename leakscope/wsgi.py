@@ -74,6 +74,8 @@ _MIN_SAMPLES = 4  # samples after warm-up needed before a route can be called le
 _MAX_ROUTES = 256
 _TOP_TYPES = 10
 _TIMELINE_TYPES = 8
+_TIMELINE_GROWING = 5
+_TIMELINE_ROUTES = 5
 _PUBLISH_EVERY = 2.0
 _INITIAL_CREDIT = 0.02  # seconds of measuring allowed before the budget has accrued any
 _MAX_CREDIT = 0.25  # seconds: the most measuring a burst after a quiet spell can get
@@ -164,6 +166,13 @@ class _Route:
         self.refs.extend(refs)
         del self.refs[:-_FOLLOWED]
 
+    def retained(self) -> tuple[float, float]:
+        """Objects and bytes retained per request over the recent samples."""
+        n = len(self.recent)
+        if not n:
+            return 0.0, 0.0
+        return sum(s.objects for s in self.recent) / n, sum(s.bytes for s in self.recent) / n
+
     def _still_alive(self) -> bool | None:
         """Whether most retained objects followed since older samples are still alive.
 
@@ -187,6 +196,7 @@ class _Route:
         """
         recent = list(self.recent)
         n = len(recent)
+        objects_per_request, bytes_per_request = self.retained()
         types: dict[str, int] = {}
         for s in recent:
             for t, c in s.types.items():
@@ -217,8 +227,8 @@ class _Route:
             "route": name,
             "requests": self.requests,
             "sampled": self.sampled,
-            "retained_objects_per_request": sum(objects) / n if n else 0.0,
-            "retained_bytes_per_request": sum(s.bytes for s in recent) / n if n else 0.0,
+            "retained_objects_per_request": objects_per_request,
+            "retained_bytes_per_request": bytes_per_request,
             "retained_blocks_per_request": sum(blocks) / n if n else 0.0,
             "top_types": [{"type": t, "per_request": c / n} for t, c in top if c > 0],
             "containers": [
@@ -650,7 +660,9 @@ class LeakMiddleware:
             # Every container until the second census (1/8 of the interval later): then
             # only those that changed since the first, the ones requests grow.
             self._containers.rescan(every=not self._timeline)
-            point = {
+            previous = self._latest_types  # replaced, never changed in place: no lock needed
+            growing = [(name, n - previous.get(name, 0)) for name, n in counts.items()]
+            point: dict[str, Any] = {
                 "time": time.time(),
                 "rss": rss_bytes(),
                 "blocks": sys.getallocatedblocks(),
@@ -658,8 +670,27 @@ class LeakMiddleware:
                 "types": dict(
                     sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:_TIMELINE_TYPES]
                 ),
+                # The types that grew most since the previous point (none at the first).
+                "growing": dict(
+                    sorted(
+                        ((name, d) for name, d in growing if d > 0 and previous),
+                        key=lambda kv: (-kv[1], kv[0]),
+                    )[:_TIMELINE_GROWING]
+                ),
             }
+            del growing
             with self._lock:
+                retained = [
+                    (name, *entry.retained())
+                    for name, entry in self._routes.items()
+                    if entry.recent
+                ]
+                retained.sort(key=lambda r: (-r[1], r[0]))
+                # What the routes that retain most retained per request, lately.
+                point["routes"] = {
+                    name: {"objects": objects, "bytes": nbytes}
+                    for name, objects, nbytes in retained[:_TIMELINE_ROUTES]
+                }
                 requests = {name: entry.requests for name, entry in self._routes.items()}
                 if self._baseline is None:
                     self._baseline = point

@@ -191,8 +191,9 @@ def test_the_heap_census_runs_once_per_interval_not_per_request() -> None:
     status = mw.status()
     assert len(status["timeline"]) == 1
     point = status["timeline"][0]
-    assert set(point) == {"time", "rss", "blocks", "objects", "types"}
+    assert set(point) == {"time", "rss", "blocks", "objects", "types", "growing", "routes"}
     assert point["objects"] > 0 and len(point["types"]) <= wsgi._TIMELINE_TYPES
+    assert point["growing"] == {}  # nothing to compare the first point with
 
 
 def test_timeline_is_bounded_by_history_and_growth_is_reported() -> None:
@@ -207,6 +208,12 @@ def test_timeline_is_bounded_by_history_and_growth_is_reported() -> None:
             call(mw, f"/leaky/{i}")
     status = mw.status()
     assert len(status["timeline"]) == 5
+    # Each point also says which types grew since the one before, and what the routes
+    # that retain most retained per request.
+    last = status["timeline"][-1]
+    assert last["growing"].get(f"{__name__}.Order", 0) > 0, last["growing"]
+    assert last["routes"]["GET /leaky/{id}"]["objects"] >= 1, last["routes"]
+    assert len(last["growing"]) <= wsgi._TIMELINE_GROWING
     growth = status["growth"]
     assert growth["objects"] is not None and growth["blocks"] != 0
     assert any(t["type"] == f"{__name__}.Order" and t["delta"] > 0 for t in growth["types"])
