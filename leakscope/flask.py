@@ -44,6 +44,7 @@ __all__ = ["LeakScope"]
 _COOKIE = "leakscope_token"
 _RATE_INTERVAL = 10.0  # seconds between two snapshots (or cycle searches) in one worker
 _MAX_TYPES = 20
+_MAX_SERIES = 8  # routes drawn in the dashboard's retention-over-time chart
 # Every leakscope URL takes GET and POST, so that a disabled one answers 404 to both
 # (never 405, which would tell that it exists); the method matters to /api/snapshot and /login.
 _BOTH = ["GET", "POST"]
@@ -216,6 +217,7 @@ def _dashboard(workers: list[dict[str, Any]], routes: list[dict[str, Any]]) -> s
         )
     rss: dict[str, list[tuple[float, float]]] = {}
     blocks: dict[str, list[tuple[float, float]]] = {}
+    retained: dict[str, list[tuple[float, float]]] = {}
     for w in workers:
         timeline = w.get("timeline")
         for p in timeline if isinstance(timeline, list) else []:
@@ -225,6 +227,13 @@ def _dashboard(workers: list[dict[str, Any]], routes: list[dict[str, Any]]) -> s
             if isinstance(p.get("rss"), int):
                 rss.setdefault(f"pid {w.get('pid')}", []).append((t, float(p["rss"])))
             blocks.setdefault(f"pid {w.get('pid')}", []).append((t, _num(p.get("blocks"))))
+            point_routes = p.get("routes")
+            for name, r in point_routes.items() if isinstance(point_routes, dict) else ():
+                if isinstance(r, dict):
+                    key = f"{name} (pid {w.get('pid')})" if len(workers) > 1 else str(name)
+                    retained.setdefault(key, []).append((t, _num(r.get("objects"))))
+    top = sorted(retained, key=lambda k: (-retained[k][-1][1], k))[:_MAX_SERIES]
+    retained = {k: retained[k] for k in top}
     route_rows = []
     for r in routes:
         types = ", ".join(f"{t['type']} ({t['per_request']:.2g}/req)" for t in r["top_types"][:3])
@@ -248,6 +257,7 @@ def _dashboard(workers: list[dict[str, Any]], routes: list[dict[str, Any]]) -> s
         "<h2>Memory over time</h2>",
         line_chart(rss, title="Resident memory (RSS) per worker", y_format=_size),
         line_chart(blocks, title="Allocated blocks per worker"),
+        line_chart(retained, title="Retained objects per request over time, by route"),
         "<h2>Routes</h2>",
         bar_chart(bars, title="Retained objects per request, by route"),
         "<table><thead><tr><th>route</th><th>leaking</th><th>requests</th><th>sampled</th>"

@@ -196,6 +196,30 @@ def test_dashboard_renders_charts_and_login_cookie() -> None:
     assert fetch(client, "GET", "/_leakscope/api/status").status_code == 401
 
 
+def test_dashboard_charts_what_routes_retained_over_time() -> None:
+    from leakscope.wsgi import LeakMiddleware
+
+    app = flask.Flask("charted")
+
+    @app.get("/keep/<int:n>")
+    def keep(n: int) -> str:
+        KEPT[-1 - len(KEPT)] = Record(n)
+        return "ok"
+
+    # A census with every request: each timeline point holds what the route retained.
+    app.wsgi_app = LeakMiddleware(app.wsgi_app, sample=1.0, budget=1.0, interval=1e-9)
+    LeakScope(app, token=TOKEN)
+    client = app.test_client()
+    for i in range(12):
+        fetch(client, "GET", f"/keep/{i}")
+    timeline = fetch(client, "GET", "/_leakscope/api/timeline", headers=AUTH).get_json()
+    (worker,) = timeline["workers"]
+    assert worker["timeline"][-1]["routes"]["keep"]["objects"] >= 1
+    page = fetch(client, "GET", "/_leakscope/", headers=AUTH).get_data(as_text=True)
+    chart = page.split("Retained objects per request over time, by route", 1)[1]
+    assert "keep" in chart.split("</svg>", 1)[0]
+
+
 def test_secret_key_never_appears_in_any_response() -> None:
     app, _ = make_app(sample=1, budget=1)
     client = app.test_client()
