@@ -32,6 +32,7 @@ the whole heap for the timeline.  Samples and censuses are skipped while over bu
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import inspect
 import itertools
@@ -944,13 +945,14 @@ def _last(container: object) -> object:
 def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType | None) -> _Sample:
     """The young objects that nothing in flight holds: what the request retained.
 
-    Objects reachable from the environ and from the locals of the frames still running
-    (the server's, which hold the response and the request until after ``close()``)
-    are in flight; leakscope's own objects are left out.
+    Objects reachable from the environ, from the locals of the frames still running
+    (the server's, which hold the response and the request until after ``close()``) and
+    from the thread's context variables (their mapping is rebuilt whenever one is set,
+    as frameworks do per request) are in flight; leakscope's own objects are left out.
     """
     ids = set(map(id, young))
     seen: set[int] = set()
-    stack: list[tuple[Any, int]] = []
+    stack: list[tuple[Any, int]] = [(contextvars.copy_context(), 0)]
     if environ is not None:
         stack.append((environ, 0))
     f = frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import logging
 import threading
@@ -137,6 +138,24 @@ def test_leaking_route_is_flagged_with_its_type_clean_and_bounded_cache_are_not(
     assert all(set(r) >= ROUTE_KEYS for r in status["routes"])
     assert {r["route"] for r in status["routes"][:2]} == {"GET /leaky/{id}", "GET /stored/{id}"}
     assert status["requests"] == status["sampled"] == 240
+
+
+REQUEST_STATE: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("state")
+
+
+def test_what_context_variables_hold_is_in_flight_not_retained() -> None:
+    # Frameworks keep the current request in a context variable, set anew by every request:
+    # what it holds lives on in the thread's context until the next request replaces it.
+    def stateful(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        REQUEST_STATE.set({"user": Held(), "path": [environ["PATH_INFO"]]})
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    mw = LeakMiddleware(stateful, sample=1.0, budget=1.0)
+    for i in range(20):
+        call(mw, f"/state/{i}")
+    row = routes(mw)["GET /state/{id}"]
+    assert row["sampled"] == 20 and row["retained_objects_per_request"] == 0, row
 
 
 def test_route_names_template_ids() -> None:
