@@ -504,9 +504,11 @@ class LeakMiddleware:
                 return None
         request = _Request(self, number, environ, start_response)
         t0 = time.perf_counter()
+        # Read before collecting: what leakscope makes here (the lengths, the container
+        # list on the first scan) is then old, not young like what the request makes.
+        request.containers = self._containers.lengths()
         gc.collect(1)  # gen 0 and 1 empty: what the request creates is young
         request.sampled = True
-        request.containers = self._containers.lengths()
         request.collections = _older_collections()
         request.blocks = sys.getallocatedblocks()
         with self._lock:
