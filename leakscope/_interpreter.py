@@ -3,7 +3,8 @@
 Every part of leakscope that touches the collector's flags, thresholds,
 callbacks or ``gc.garbage``, starts ``tracemalloc`` or changes warnings filters
 does it inside :func:`preserved`, which puts everything back as it was on exit,
-even when the body raises.
+even when the body raises.  Freezing the heap for a measurement goes through
+:func:`frozen`, which unfreezes on exit and never touches objects the host froze.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ __all__ = ["InterpreterState", "frozen", "host_froze_objects", "preserved"]
 
 # Python 3.12 starts with a few hundred constant tuples in the permanent generation
 # (gc.get_freeze_count() > 0 before any user code): the interpreter's, not the host's.
+# Read when leakscope is imported; thousands mean a host that froze its objects first.
 _STARTUP_FROZEN = gc.get_freeze_count() if sys.version_info[:2] == (3, 12) else 0
+if _STARTUP_FROZEN > 2000:
+    _STARTUP_FROZEN = 0
 
 
 @dataclass

@@ -219,7 +219,8 @@ def test_measured_runs_freeze_the_heap_and_leave_the_hosts_freeze_alone() -> Non
         gc.freeze()
         frozen_by_host = gc.get_freeze_count()
         seen.clear()
-        second = check(leaky).leaked, set(seen) == {frozen_by_host}, gc.get_freeze_count()
+        # Never more than the host froze (frozen objects freed meanwhile leave the count).
+        second = check(leaky).leaked, max(seen) <= frozen_by_host, gc.get_freeze_count()
         print(json.dumps({"first": first, "after_error": after_error,
                           "second": second, "host": frozen_by_host}))
         """
@@ -227,7 +228,27 @@ def test_measured_runs_freeze_the_heap_and_leave_the_hosts_freeze_alone() -> Non
     assert out["first"] == [True, True, 0]  # frozen during the runs, not after
     assert out["after_error"] == 0
     leaked, untouched, count = out["second"]
-    assert leaked and untouched and count == out["host"]
+    assert leaked and untouched and out["host"] // 2 < count <= out["host"], out
+
+
+@pytest.mark.version_sensitive
+def test_objects_a_host_froze_before_importing_leakscope_stay_frozen() -> None:
+    # Python 3.12 starts with a few hundred objects frozen, which leakscope allows for
+    # when it is imported; a host that froze its own heap first is not mistaken for that.
+    out = run_python_json(
+        """
+        import gc, json
+        heap = [[i] for i in range(5000)]
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        from leakscope.verdict import check
+        kept = []
+        leaked = check(lambda: kept.append([len(kept)])).leaked
+        print(json.dumps({"leaked": leaked, "before": frozen, "after": gc.get_freeze_count()}))
+        """
+    )
+    # Never unfrozen (that would drop the count to 0); frozen objects freed since leave it.
+    assert out["leaked"] and out["before"] >= out["after"] > 5000, out
 
 
 def test_no_reference_to_user_objects_after_check() -> None:
