@@ -31,6 +31,21 @@ def child_env(
     return env
 
 
+def run_cli(
+    *args: str, cwd: str | os.PathLike[str] = PROJECT_ROOT, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m leakscope ARGS`` in a fresh interpreter (see :func:`child_env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "leakscope", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=child_env(),
+        timeout=timeout,
+    )
+
+
 def run_python(
     code: str,
     *,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import PROJECT_ROOT, child_env
+from _support import PROJECT_ROOT, child_env, run_cli
 
 LEAKY_SCRIPT = """
 import sys, time
@@ -42,20 +42,6 @@ print("clean done")
 """
 
 
-def _cli(
-    *args: str, cwd: Path = PROJECT_ROOT, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "leakscope", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env=child_env(),
-        timeout=timeout,
-    )
-
-
 def _last_json(stdout: str) -> Any:
     return json.loads(stdout.strip().splitlines()[-1])
 
@@ -79,7 +65,7 @@ def _script(tmp_path: Path, name: str, source: str) -> Path:
 
 @pytest.mark.parametrize("command", ["run", "check", "diff", "show", "report"])
 def test_every_command_has_help_with_exit_codes(command: str) -> None:
-    result = _cli(command, "--help")
+    result = run_cli(command, "--help")
     assert result.returncode == 0
     assert f"usage: leakscope {command}" in result.stdout
     assert "Exit codes" in result.stdout
@@ -87,7 +73,7 @@ def test_every_command_has_help_with_exit_codes(command: str) -> None:
 
 
 def test_top_level_help_lists_the_commands() -> None:
-    result = _cli("--help")
+    result = run_cli("--help")
     assert result.returncode == 0
     for command in ("run", "check", "diff", "show", "report"):
         assert command in result.stdout
@@ -98,7 +84,7 @@ def test_top_level_help_lists_the_commands() -> None:
 
 def test_run_finds_a_leaking_cache_and_names_its_holder(tmp_path: Path) -> None:
     script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
-    result = _cli("run", "--interval", "0.05", str(script), "0.6", "extra")
+    result = run_cli("run", "--interval", "0.05", str(script), "0.6", "extra")
     assert result.returncode == 1, result.stderr
     assert "args ['extra']" in result.stdout  # the script's own argv
     assert "__main__.Session" in result.stdout
@@ -108,7 +94,7 @@ def test_run_finds_a_leaking_cache_and_names_its_holder(tmp_path: Path) -> None:
 
 def test_run_json_is_the_contract_d_document(tmp_path: Path) -> None:
     script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
-    result = _cli("run", "--json", "--interval", "0.05", str(script), "0.6")
+    result = run_cli("run", "--json", "--interval", "0.05", str(script), "0.6")
     assert result.returncode == 1, result.stderr
     data = _last_json(result.stdout)
     assert set(data) == {
@@ -139,7 +125,7 @@ def test_run_json_is_the_contract_d_document(tmp_path: Path) -> None:
 
 def test_run_a_clean_program_is_clean(tmp_path: Path) -> None:
     script = _script(tmp_path, "clean.py", CLEAN_SCRIPT)
-    result = _cli("run", "--json", "--interval", "0.05", str(script), "0.6")
+    result = run_cli("run", "--json", "--interval", "0.05", str(script), "0.6")
     assert result.returncode == 0, result.stdout + result.stderr
     data = _last_json(result.stdout)
     assert data["verdict"] == "clean"
@@ -176,7 +162,7 @@ def test_run_a_clean_program_is_clean(tmp_path: Path) -> None:
 )
 def test_run_no_false_alarm(tmp_path: Path, source: str) -> None:
     script = _script(tmp_path, "prog.py", source)
-    result = _cli("run", "--json", "--interval", "0.05", str(script), "0.8")
+    result = run_cli("run", "--json", "--interval", "0.05", str(script), "0.8")
     data = _last_json(result.stdout)
     assert data["culprits"] == [], data["culprits"]
     assert data["verdict"] == "clean"
@@ -185,11 +171,11 @@ def test_run_no_false_alarm(tmp_path: Path, source: str) -> None:
 
 def test_run_too_short_for_a_trend_says_growth_not_leak(tmp_path: Path) -> None:
     script = _script(tmp_path, "burst.py", "keep = [[i] for i in range(40_000)]\n")
-    result = _cli("run", str(script))
+    result = run_cli("run", str(script))
     assert result.returncode == 0, result.stderr
     assert "Verdict: memory grew over the run, no culprit found" in result.stdout
     assert "too short to see a trend" in result.stdout
-    assert _last_json(_cli("run", "--json", str(script)).stdout)["verdict"] == "growth"
+    assert _last_json(run_cli("run", "--json", str(script)).stdout)["verdict"] == "growth"
 
 
 def test_run_shows_a_live_progress_line_on_a_terminal_only(tmp_path: Path) -> None:
@@ -223,7 +209,7 @@ def test_run_shows_a_live_progress_line_on_a_terminal_only(tmp_path: Path) -> No
     assert "RSS" in terminal and "objects" in terminal
     assert "[leakscope]" not in out
     # Not a terminal: no progress line at all.
-    piped = _cli("run", "--interval", "0.05", str(script), "0.3")
+    piped = run_cli("run", "--interval", "0.05", str(script), "0.3")
     assert "[leakscope]" not in piped.stderr
 
 
@@ -232,7 +218,7 @@ def test_run_module(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("", encoding="utf-8")
     (pkg / "__main__.py").write_text(textwrap.dedent(LEAKY_SCRIPT), encoding="utf-8")
-    result = _cli("run", "--interval", "0.05", "-m", "leakyapp", "0.6", cwd=tmp_path)
+    result = run_cli("run", "--interval", "0.05", "-m", "leakyapp", "0.6", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "stored" in result.stdout
     assert "Verdict: LEAK" in result.stdout
@@ -248,7 +234,7 @@ def test_run_a_script_that_raises_shows_its_traceback_and_still_reports(tmp_path
         handler()
         """,
     )
-    result = _cli("run", "--json", str(script))
+    result = run_cli("run", "--json", str(script))
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert "RuntimeError: the database is gone" in result.stderr
@@ -260,7 +246,7 @@ def test_run_a_script_that_raises_shows_its_traceback_and_still_reports(tmp_path
 
 def test_run_passes_the_programs_exit_code_through(tmp_path: Path) -> None:
     script = _script(tmp_path, "exit3.py", "import sys\nsys.exit(3)\n")
-    result = _cli("run", str(script))
+    result = run_cli("run", str(script))
     assert result.returncode == 3
     assert "exit code 3" in result.stdout
 
@@ -320,7 +306,7 @@ def test_run_html_writes_the_report(tmp_path: Path) -> None:
     pytest.importorskip("leakscope.report.html", reason="the HTML report (engineer H) not landed")
     script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
     out = tmp_path / "report.html"
-    result = _cli("run", "--interval", "0.05", "--html", str(out), str(script), "0.6")
+    result = run_cli("run", "--interval", "0.05", "--html", str(out), str(script), "0.6")
     assert result.returncode == 1, result.stderr
     html = out.read_text(encoding="utf-8")
     assert "<html" in html.lower()
@@ -341,7 +327,7 @@ def test_run_html_writes_the_report(tmp_path: Path) -> None:
     ],
 )
 def test_run_bad_input(args: list[str], message: str) -> None:
-    result = _cli(*args)
+    result = run_cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -367,14 +353,14 @@ def broken():
 
 def test_check_leaky_function_exits_1_and_names_the_container(tmp_path: Path) -> None:
     _script(tmp_path, "svc.py", CHECK_MODULE)
-    result = _cli("check", "svc:leaky", cwd=tmp_path)
+    result = run_cli("check", "svc:leaky", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "_SEEN" in result.stdout
 
 
 def test_check_clean_function_exits_0_with_json(tmp_path: Path) -> None:
     _script(tmp_path, "svc.py", CHECK_MODULE)
-    result = _cli("check", "svc:clean", "--json", "--runs", "6", cwd=tmp_path)
+    result = run_cli("check", "svc:clean", "--json", "--runs", "6", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     data = _last_json(result.stdout)
     assert data["format"] == "leakscope.leak_report"
@@ -393,7 +379,7 @@ def test_check_clean_function_exits_0_with_json(tmp_path: Path) -> None:
 )
 def test_check_bad_spec(tmp_path: Path, spec: str, message: str) -> None:
     _script(tmp_path, "svc.py", CHECK_MODULE)
-    result = _cli("check", spec, cwd=tmp_path)
+    result = run_cli("check", spec, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -418,16 +404,16 @@ leakscope.snapshot().save({str(tmp_path / "b.json")!r})
 
 def test_show_and_diff(snapshots: tuple[Path, Path]) -> None:
     a, b = snapshots
-    shown = _cli("show", str(a))
+    shown = run_cli("show", str(a))
     assert shown.returncode == 0
     assert "Snapshot of pid" in shown.stdout
-    shown_json = _last_json(_cli("show", "--json", str(a)).stdout)
+    shown_json = _last_json(run_cli("show", "--json", str(a)).stdout)
     assert shown_json["format"] == "leakscope.snapshot"
-    diff = _cli("diff", str(a), str(b))
+    diff = run_cli("diff", str(a), str(b))
     assert diff.returncode == 0
     assert "__main__.Widget" in diff.stdout
     assert "+500" in diff.stdout
-    data = _last_json(_cli("diff", "--json", str(a), str(b)).stdout)
+    data = _last_json(run_cli("diff", "--json", str(a), str(b)).stdout)
     assert {"name": "__main__.Widget", "delta": 500}.items() <= next(
         d for d in data["types"] if d["name"] == "__main__.Widget"
     ).items()
@@ -445,7 +431,7 @@ def test_show_and_diff_bad_files(tmp_path: Path, snapshots: tuple[Path, Path]) -
         (["show", str(tmp_path)], "is a directory"),
         (["diff", str(snapshots[0]), str(corrupt)], "corrupt.json"),
     ]:
-        result = _cli(*args)
+        result = run_cli(*args)
         assert result.returncode == 2, args
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
@@ -476,13 +462,13 @@ def test_report_aggregates_worker_snapshots(tmp_path: Path, snapshots: tuple[Pat
         encoding="utf-8",
     )
     (workers / "exit-303.json").write_text("garbage", encoding="utf-8")
-    result = _cli("report", str(workers))
+    result = run_cli("report", str(workers))
     assert result.returncode == 1  # a route was flagged as leaking
     assert "101" in result.stdout and "202" in result.stdout
     assert "total" in result.stdout
     assert "GET /leaky/items/{id}" in result.stdout
     assert "exit-303.json" in result.stdout  # skipped, said so
-    data = _last_json(_cli("report", "--json", str(workers)).stdout)
+    data = _last_json(run_cli("report", "--json", str(workers)).stdout)
     assert [w["pid"] for w in data["workers"]] == [101, 202]
     exits = [w["exit"]["objects"] for w in data["workers"]]
     assert data["total"]["objects"] == sum(exits)
@@ -497,7 +483,7 @@ def test_report_bad_directories(tmp_path: Path) -> None:
         (empty, "no leakscope snapshots"),
         (tmp_path / "missing", "no such directory"),
     ]:
-        result = _cli("report", str(path))
+        result = run_cli("report", str(path))
         assert result.returncode == 2
         assert message in result.stderr
         assert "Traceback" not in result.stderr
@@ -520,7 +506,7 @@ def test_run_waits_for_the_programs_threads(tmp_path: Path) -> None:
         gate.set()
         """,
     )
-    result = _cli("run", str(script))
+    result = run_cli("run", str(script))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.index("main done") < out.index("worker done") < out.index("leakscope run:")
@@ -529,7 +515,7 @@ def test_run_waits_for_the_programs_threads(tmp_path: Path) -> None:
 
 def test_check_a_function_that_raises_has_no_verdict(tmp_path: Path) -> None:
     _script(tmp_path, "svc.py", CHECK_MODULE)
-    result = _cli("check", "svc:broken", cwd=tmp_path)
+    result = run_cli("check", "svc:broken", cwd=tmp_path)
     assert result.returncode == 2
     assert "KeyError" in result.stdout
     assert "Traceback" not in result.stderr
@@ -546,6 +532,6 @@ def test_run_passes_option_like_arguments_to_the_program(tmp_path: Path) -> None
         (["run", "-mecho_args", "-v"], "['-v']"),
         (["run", "--", "echo_args.py", "-m", "z"], "['-m', 'z']"),
     ]:
-        result = _cli(*args, cwd=tmp_path)
+        result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 0, (args, result.stderr)
         assert f"ARGS {expected}" in result.stdout, args

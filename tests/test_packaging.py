@@ -7,7 +7,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from _support import PROJECT_ROOT
+from _support import PROJECT_ROOT, run_cli
 
 import leakscope
 
@@ -42,28 +42,18 @@ def test_public_names_are_exported() -> None:
         assert hasattr(leakscope, name), name
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "leakscope", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=PROJECT_ROOT,
-    )
-
-
 def test_cli_version_and_help() -> None:
-    version = _cli("--version")
+    version = run_cli("--version")
     assert version.returncode == 0
     assert version.stdout.strip() == f"leakscope {leakscope.__version__}"
-    help_ = _cli("--help")
+    help_ = run_cli("--help")
     assert help_.returncode == 0
     assert "usage: leakscope" in help_.stdout
     assert "Exit codes" in help_.stdout
 
 
 def test_cli_rejects_unknown_options_with_usage_error() -> None:
-    result = _cli("--no-such-option")
+    result = run_cli("--no-such-option")
     assert result.returncode == 2
     assert "unrecognized arguments" in result.stderr
 
