@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from leakscope.decorators import watch
+from leakscope.engine.watch import watch
 
 TARGET_NS = 1_000
 

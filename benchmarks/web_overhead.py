@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from leakscope._workers import read_workers  # noqa: E402
+from leakscope.web.workers import read_workers  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_service"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -64,7 +64,7 @@ def create_app(leakscope=True):
     app.register_blueprint(leaky)
     app.register_blueprint(clean)
     if leakscope:
-        from leakscope.wsgi import LeakMiddleware
+        from leakscope.web.middleware import LeakMiddleware
 
         app.wsgi_app = LeakMiddleware(app.wsgi_app)
     return app

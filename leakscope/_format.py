@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["BYTE_UNITS", "format_bytes", "format_bytes_delta", "format_duration_ns"]
+__all__ = [
+    "BYTE_UNITS",
+    "format_bytes",
+    "format_bytes_delta",
+    "format_duration_ns",
+    "format_rate",
+]
 
 BYTE_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 """Binary units, largest first, as ``(name, bytes)``."""
@@ -34,3 +40,14 @@ def format_duration_ns(ns: int) -> str:
     if ns >= 1_000:
         return f"{ns / 1e3:.1f} us"
     return f"{ns} ns"
+
+
+def format_rate(value: float) -> str:
+    """A per-call rate with as many digits as it needs: ``0``, ``0.25``, ``3.5``, ``12.5``, ``1,024``."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2g}" if abs(value) < 1 else f"{value:.1f}"

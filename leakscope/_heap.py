@@ -24,6 +24,7 @@ __all__ = [
     "PYTHON_VERSION",
     "TYPE_DICT",
     "TYPE_MODULE",
+    "TYPE_MRO",
     "census",
     "object_type_name",
     "rss_bytes",
@@ -37,6 +38,7 @@ _QUALNAME = type.__dict__["__qualname__"]
 MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]
 TYPE_DICT: Any = vars(type)["__dict__"]
 TYPE_MODULE: Any = vars(type)["__module__"]
+TYPE_MRO: Any = vars(type)["__mro__"]
 FUNC_DEFAULTS: Any = vars(types.FunctionType)["__defaults__"]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from itertools import compress
 from typing import Any
 
+from leakscope._format import format_rate
 from leakscope._heap import (
     FUNC_DEFAULTS,
     MODULE_DICT,
@@ -25,7 +26,18 @@ from leakscope._heap import (
     type_name,
 )
 
-__all__ = ["CONTAINER_BASES", "root_containers"]
+__all__ = [
+    "ATEXIT_KEY",
+    "CONTAINER_BASES",
+    "LOGGERS_KEY",
+    "format_container",
+    "resolve_container",
+    "root_containers",
+]
+
+# Keys of the registries that module/class containers miss (see leakscope.engine.signals).
+ATEXIT_KEY = "atexit:<registered callbacks>"
+LOGGERS_KEY = "logging:Logger.manager.loggerDict"
 
 # Containers whose length is recorded when a module, class or function default holds them.
 CONTAINER_BASES: tuple[type, ...] = (
@@ -174,3 +186,72 @@ def root_containers() -> tuple[dict[str, int], dict[str, str]]:
                         if kinds.get(type(default)) != _SKIP:
                             _record(f"{prefix}{name}.__defaults__[{i}]", default, lengths, names)
     return lengths, names
+
+
+# -- container names ----------------------------------------------------------------------
+
+
+def format_container(key: str, kind: str = "", rate: float | None = None) -> str:
+    """A person's name for a snapshot container key.
+
+    >>> format_container("app.cache:_CACHE", "dict", 3.0)
+    'module app.cache: _CACHE (dict, +3.0 entries/call)'
+    >>> format_container("app.models:Session.registry", "list")
+    'class app.models.Session: attribute registry (list)'
+    """
+    extra = kind
+    if rate is not None:
+        unit = "bytes" if kind == "bytearray" else "entries"
+        extra = (
+            f"{kind}, +{format_rate(rate)} {unit}/call" if kind else f"+{format_rate(rate)}/call"
+        )
+    suffix = f" ({extra})" if extra else ""
+    if key == ATEXIT_KEY:
+        return f"the atexit registry: registered callbacks{suffix}"
+    if key == LOGGERS_KEY:
+        return f"logging.Logger.manager.loggerDict (every logger ever created){suffix}"
+    module, _, rest = key.partition(":")
+    if module == "sys" and rest == "modules":
+        return f"sys.modules{suffix}"
+    if ".__defaults__[" in rest:
+        func, _, index = rest.partition(".__defaults__")
+        return f"function {module}.{func}: __defaults__{index}{suffix}"
+    if "." in rest:
+        cls, _, attr = rest.rpartition(".")
+        return f"class {module}.{cls}: attribute {attr}{suffix}"
+    return f"module {module}: {rest}{suffix}"
+
+
+def resolve_container(key: str) -> object | None:
+    """The container object behind a snapshot key, read without calling user code."""
+    if key in (ATEXIT_KEY,):
+        return None
+    if key == LOGGERS_KEY:
+        logging = sys.modules.get("logging")
+        manager = getattr(getattr(logging, "Logger", None), "manager", None)
+        return getattr(manager, "loggerDict", None)
+    module_name, _, rest = key.partition(":")
+    module = sys.modules.get(module_name)
+    if module is None or not issubclass(type(module), types.ModuleType):
+        return None
+    try:
+        namespace = MODULE_DICT.__get__(module)
+        if ".__defaults__[" in rest:
+            func_name, _, index = rest.partition(".__defaults__[")
+            func = namespace.get(func_name)
+            if type(func) is not types.FunctionType:
+                return None
+            defaults = FUNC_DEFAULTS.__get__(func) or ()
+            i = int(index.rstrip("]"))
+            return defaults[i] if 0 <= i < len(defaults) else None
+        if "." in rest:
+            cls_name, _, attr = rest.partition(".")
+            cls = namespace.get(cls_name)
+            if not issubclass(type(cls), type):
+                return None
+            value: object = TYPE_DICT.__get__(cls).get(attr)
+            return value
+        found: object = namespace.get(rest)
+        return found
+    except Exception:
+        return None

@@ -156,7 +156,7 @@ class CycleReport:
 
     def to_dot(self) -> str:
         """Graphviz DOT text, one ring per kind of cycle."""
-        from leakscope.report.dot import cycle_dot
+        from leakscope._dot import cycle_dot
 
         return cycle_dot(
             str(self).splitlines()[0],

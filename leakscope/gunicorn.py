@@ -1,85 +1,10 @@
 """gunicorn config hooks: per-worker state and a final snapshot when a worker exits.
 
-In ``gunicorn.conf.py``::
-
-    from leakscope.gunicorn import post_fork, post_worker_init, worker_exit, child_exit
-
-    raw_env = ["LEAKSCOPE_DIR=/tmp/leakscope"]   # or export LEAKSCOPE_DIR
-
-Each worker's :class:`~leakscope.wsgi.LeakMiddleware` starts afresh after the fork
-(also when the application was loaded in the master with ``--preload``), publishes
-its state to ``LEAKSCOPE_DIR`` and, when the worker exits (stopped, or recycled by
-``max_requests``), writes its last state and a final :class:`~leakscope.Snapshot` to
-``LEAKSCOPE_DIR/exit-<pid>.json``.  gunicorn itself is not imported: the hooks take
-gunicorn's server and worker objects as they come.  No hook ever raises into gunicorn.
+This is the documented import path; the implementation lives in :mod:`leakscope.web.gunicorn`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from typing import Any
-
-from leakscope._workers import exit_snapshot_path
+from leakscope.web.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
 
 __all__ = ["child_exit", "post_fork", "post_worker_init", "worker_exit"]
-
-logger = logging.getLogger("leakscope")
-
-
-def _directory() -> str | None:
-    from leakscope.wsgi import instances
-
-    for middleware in instances():
-        if middleware.directory is not None:
-            return middleware.directory
-    return os.environ.get("LEAKSCOPE_DIR") or None
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    """In the new worker: every middleware loaded before the fork starts afresh (``--preload``)."""
-    try:
-        from leakscope.wsgi import instances
-
-        pid = os.getpid()
-        for middleware in instances():
-            if middleware._pid != pid:
-                middleware._after_fork()
-    except Exception:
-        logger.exception("leakscope: post_fork hook failed")
-
-
-def post_worker_init(worker: Any) -> None:
-    """In the worker, once the application is loaded: publish a first state."""
-    try:
-        from leakscope.wsgi import instances
-
-        for middleware in instances():
-            middleware.publish()
-    except Exception:
-        logger.exception("leakscope: post_worker_init hook failed")
-
-
-def worker_exit(server: Any, worker: Any) -> None:
-    """In the exiting worker: publish its last state and write its final snapshot."""
-    try:
-        from leakscope.snapshot import snapshot
-        from leakscope.wsgi import instances
-
-        for middleware in instances():
-            middleware.publish()
-        directory = _directory()
-        if directory is None:
-            return
-        os.makedirs(directory, exist_ok=True)
-        snapshot(memory=False).save(exit_snapshot_path(directory, os.getpid()))
-    except Exception:
-        logger.exception("leakscope: worker_exit hook failed")
-
-
-def child_exit(server: Any, worker: Any) -> None:
-    """In the master, after a worker exited: nothing to clean (its files stay for the report).
-
-    Kept so that a ``gunicorn.conf.py`` importing every hook works; the dead worker's
-    state file stays, marked ``alive: false`` by :func:`leakscope._workers.read_workers`.
-    """

@@ -44,7 +44,7 @@ import pytest
 from leakscope.errors import LeakError
 
 if TYPE_CHECKING:
-    from leakscope.verdict import LeakReport
+    from leakscope.engine.model import LeakReport
 
 __all__ = ["LeakscopeFixture"]
 
@@ -208,7 +208,7 @@ class LeakscopeFixture:
         ``ignore_types`` names types whose growth is expected (qualified names or types).
         """
         __tracebackhide__ = True
-        from leakscope.verdict import run_check
+        from leakscope.engine.check import run_check
 
         outcome = run_check(
             func,
@@ -238,14 +238,14 @@ class LeakscopeFixture:
     @property
     def snapshot(self) -> Callable[..., Any]:
         """:func:`leakscope.snapshot`."""
-        from leakscope.snapshot import snapshot
+        from leakscope._snapshot import snapshot
 
         return snapshot
 
     @property
     def track(self) -> Callable[..., Any]:
         """:func:`leakscope.track`."""
-        from leakscope.snapshot import track
+        from leakscope._snapshot import track
 
         return track
 
@@ -290,7 +290,7 @@ class _Plan:
 
 
 def _type_names(types_: object) -> frozenset[str]:
-    from leakscope.verdict import _type_names as names
+    from leakscope.engine.calls import type_names as names
 
     return names(types_)
 
@@ -360,7 +360,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
     __tracebackhide__ = True
-    from leakscope.verdict import check
+    from leakscope.engine.check import check
 
     call = _repeatable(item, rewind)
     try:
@@ -400,13 +400,13 @@ def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
 
 def _screen_failure(call: Callable[[], object]) -> tuple[str | None, dict[str, Any] | None]:
     """Screen the test: (why a repeated call failed or None, the screen's readings or None)."""
-    from leakscope.verdict import _error_text
+    from leakscope.engine.calls import error_text
 
     try:
         return None, _screen(call)
     except Exception as exc:
         try:
-            return _error_text(exc, "a repeated call (leakscope's screen)"), None
+            return error_text(exc, "a repeated call (leakscope's screen)"), None
         finally:
             del exc
 

@@ -126,14 +126,14 @@ class Retention:
 
     def to_dot(self) -> str:
         """Graphviz DOT text: roots at the top, the object at the bottom."""
-        from leakscope.report.dot import paths_dot
+        from leakscope._dot import paths_dot
 
         title = f"why is this {self.target_type} alive? ({self.status})"
         return paths_dot(title, self.target_type, self.paths)
 
     def render(self, path: str | Path) -> Path:
         """Render :meth:`to_dot` to ``path`` (svg, png...) with Graphviz; see ``report.dot.render``."""
-        from leakscope.report.dot import render
+        from leakscope._dot import render
 
         return render(self.to_dot(), path)
 

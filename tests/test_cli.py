@@ -48,7 +48,7 @@ def _last_json(stdout: str) -> Any:
 
 def _html_available() -> bool:
     try:
-        import leakscope.report.html  # noqa: F401
+        import leakscope.render.html  # noqa: F401
     except ImportError:
         return False
     return True

@@ -18,7 +18,7 @@ def test_no_leaks_plain_method_async_and_errors() -> None:
     out = _python(
         """
         import asyncio
-        from leakscope.decorators import no_leaks
+        from leakscope.engine.watch import no_leaks
         from leakscope.errors import LeakError
         KEEP = []
 
@@ -62,7 +62,7 @@ def test_watch_reports_the_leaking_function_once_and_not_its_neighbour() -> None
     out = _python(
         """
         import logging
-        from leakscope.decorators import watch
+        from leakscope.engine.watch import watch
         records = []
         class Catch(logging.Handler):
             def emit(self, record):
@@ -99,7 +99,7 @@ def test_watch_threads_async_env_and_arguments() -> None:
     out = _python(
         """
         import asyncio, threading
-        from leakscope.decorators import watch, _check_sample
+        from leakscope.engine.watch import watch, _check_sample
 
         @watch
         def work(n):
@@ -136,7 +136,7 @@ def test_bad_env_sample_falls_back_with_a_warning(bad: str) -> None:
         """
         import logging
         logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
-        from leakscope.decorators import _check_sample
+        from leakscope.engine.watch import _check_sample
         print(_check_sample(None))
         """,
         LEAKSCOPE_SAMPLE=bad,

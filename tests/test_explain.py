@@ -7,17 +7,11 @@ import tracemalloc
 
 import pytest
 
-from leakscope import explain
-from leakscope.explain import culprits_from_growth, format_container, format_report
-from leakscope.verdict import (
-    ATEXIT_KEY,
-    LOGGERS_KEY,
-    Culprit,
-    LeakReport,
-    PerCall,
-    Run,
-    _Assessment,
-)
+from leakscope._roots import ATEXIT_KEY, LOGGERS_KEY, format_container
+from leakscope.engine import explain
+from leakscope.engine.explain import culprits_from_growth
+from leakscope.engine.model import Culprit, LeakReport, PerCall, Run, format_report
+from leakscope.engine.signals import Assessment
 
 
 @pytest.mark.parametrize(
@@ -89,7 +83,7 @@ def test_site_skips_pytest_and_pluggy_frames() -> None:
 
 
 def test_culprits_from_growth_names_types_containers_and_hints() -> None:
-    assessment = _Assessment(
+    assessment = Assessment(
         leaking_types={"app.Session": 1.0, "dict": 1.0},
         leaking_containers={"app:_S": 1.0, "app:fn.__defaults__[0]": 2.0},
     )
@@ -106,10 +100,10 @@ def test_culprits_from_growth_names_types_containers_and_hints() -> None:
 
 
 def test_untracked_and_memory_culprits() -> None:
-    untracked = culprits_from_growth(_Assessment(blocks=2.0), {})
+    untracked = culprits_from_growth(Assessment(blocks=2.0), {})
     assert untracked[0].kind == "untracked"
     assert "reference-count leak in C code" in untracked[0].notes[0]
-    rss = culprits_from_growth(_Assessment(rss=4096.0), {})
+    rss = culprits_from_growth(Assessment(rss=4096.0), {})
     assert rss[0].kind == "memory" and rss[0].unit == "bytes"
 
 

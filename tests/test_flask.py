@@ -1,4 +1,4 @@
-"""leakscope.flask with Flask's test client: security, JSON shapes, dashboard, a real leak."""
+"""leakscope.web.flask with Flask's test client: security, JSON shapes, dashboard, a real leak."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 flask = pytest.importorskip("flask", reason="flask is not installed")
 
-from leakscope.flask import LeakScope  # noqa: E402
+from leakscope.web.flask import LeakScope  # noqa: E402
 
 TOKEN = "t0ken-for-tests"
 SECRET = "s3cret-value-that-must-never-leak-out"
@@ -197,7 +197,7 @@ def test_dashboard_renders_charts_and_login_cookie() -> None:
 
 
 def test_dashboard_charts_what_routes_retained_over_time() -> None:
-    from leakscope.wsgi import LeakMiddleware
+    from leakscope.web.middleware import LeakMiddleware
 
     app = flask.Flask("charted")
 
@@ -266,7 +266,7 @@ def test_routes_are_named_by_endpoint_and_unmatched_paths_share_one_row() -> Non
 
 
 def test_a_middleware_wrapped_before_keeps_its_route_function_as_a_fallback() -> None:
-    from leakscope.wsgi import LeakMiddleware
+    from leakscope.web.middleware import LeakMiddleware
 
     app = flask.Flask("prewrapped")
 
@@ -312,9 +312,9 @@ def test_missing_flask_names_the_extra() -> None:
         """
         import sys
         sys.modules["flask"] = None  # as if Flask were not installed
-        import leakscope.flask
+        import leakscope.web.flask
         try:
-            leakscope.flask.LeakScope().init_app(object())
+            leakscope.web.flask.LeakScope().init_app(object())
         except leakscope.MissingDependencyError as e:
             print(e.package, e.extra)
         """

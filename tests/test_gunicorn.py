@@ -17,13 +17,13 @@ import pytest
 from _support import child_env, run_python
 
 from leakscope import Snapshot
-from leakscope._workers import read_workers
-from leakscope.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+from leakscope.web.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+from leakscope.web.workers import read_workers
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 SERVICE = """
-from leakscope.wsgi import LeakMiddleware
+from leakscope.web.middleware import LeakMiddleware
 
 LEAK = []
 
@@ -46,7 +46,7 @@ app = LeakMiddleware(_app, sample=1.0, budget=1.0, interval=0.05)
 """
 
 CONFIG = """
-from leakscope.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+from leakscope.web.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
 """
 
 
@@ -189,7 +189,7 @@ def test_the_hooks_import_without_gunicorn() -> None:
         """
         import sys
         sys.modules["gunicorn"] = None  # import gunicorn would fail
-        from leakscope.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
+        from leakscope.web.gunicorn import child_exit, post_fork, post_worker_init, worker_exit
         print("imported", "gunicorn" in sys.modules and sys.modules["gunicorn"] is None)
         """
     )

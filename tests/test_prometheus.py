@@ -16,12 +16,12 @@ from _support import PROJECT_ROOT, run_python_json
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from leakscope.wsgi import LeakMiddleware  # noqa: E402
+from leakscope.web.middleware import LeakMiddleware  # noqa: E402
 
 WORKER = """
 import sys
 from wsgiref.util import setup_testing_defaults
-from leakscope.wsgi import LeakMiddleware
+from leakscope.web.middleware import LeakMiddleware
 
 KEEP = []
 
@@ -78,7 +78,7 @@ def test_two_worker_processes_in_multiprocess_mode(tmp_path: Path) -> None:
         result = run_python_json(
             """
             import json
-            from leakscope.prometheus import exposition
+            from leakscope.web.prometheus import exposition
             body, content_type = exposition()
             print(json.dumps([body.decode(), content_type]))
             """,
@@ -106,7 +106,7 @@ def test_two_worker_processes_in_multiprocess_mode(tmp_path: Path) -> None:
 
 
 def test_this_process_without_a_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    from leakscope.prometheus import exposition
+    from leakscope.web.prometheus import exposition
 
     monkeypatch.delenv("LEAKSCOPE_DIR", raising=False)
 
@@ -132,7 +132,7 @@ def test_missing_prometheus_client_is_a_clear_error() -> None:
         """
         import json, sys
         sys.modules["prometheus_client"] = None
-        import leakscope.prometheus as p
+        import leakscope.web.prometheus as p
         from leakscope import MissingDependencyError
         try:
             p.exposition()

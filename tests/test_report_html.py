@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from _support import CHROMIUM, CHROMIUM_FLAGS, PROJECT_ROOT, require_browser, run_python_json
 
-from leakscope.report import html as html_report
-from leakscope.report import svg
-from leakscope.verdict import LeakReport, PerCall
+from leakscope.engine.model import LeakReport, PerCall
+from leakscope.render import html as html_report
+from leakscope.render import svg
 
 _NS = "{http://www.w3.org/2000/svg}"
 _HOSTILE = "</svg><script>alert('x')</script>&amp;\"<"

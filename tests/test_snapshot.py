@@ -195,7 +195,7 @@ def test_snapshot_leaves_nothing_alive() -> None:
     out = run_python_json(
         """
         import gc, json, sys, leakscope
-        from leakscope.snapshot import Snapshot
+        from leakscope._snapshot import Snapshot
         for _ in range(50):          # warm-up: first-call allocations, freelists
             leakscope.snapshot()
         gc.collect()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _support import run_python, run_python_json
 
-from leakscope.verdict import Culprit, Holder, LeakReport, PerCall, Run
+from leakscope.engine.model import Culprit, Holder, LeakReport, PerCall, Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -96,7 +96,7 @@ def test_one_object_per_call_is_caught_and_plateaus_are_not() -> None:
     out = run_python(
         """
         import functools, itertools
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         keep, ids = [], itertools.count()
         class Slow: pass
         def every_third():
@@ -117,7 +117,7 @@ def test_ignore_types_leaves_expected_growth_out_of_the_verdict() -> None:
     out = run_python(
         """
         import json
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         kept = []
         class Session: pass
         class Other: pass
@@ -145,7 +145,7 @@ def test_values_hidden_unless_asked() -> None:
     out = run_python(
         """
         import itertools
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         SECRETS = {}
         class Token: pass
         ids = itertools.count()
@@ -165,7 +165,7 @@ def test_error_is_reported_and_state_restored() -> None:
         """
         import gc, tracemalloc, warnings
         from leakscope.errors import LeakscopeError
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         gc.disable(); gc.set_threshold(500, 7, 3); gc.set_debug(gc.DEBUG_STATS * 0)
         filters = list(warnings.filters)
         calls = []
@@ -197,7 +197,7 @@ def test_measured_runs_freeze_the_heap_and_leave_the_hosts_freeze_alone() -> Non
     out = run_python_json(
         """
         import gc, json
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
 
         seen, kept = [], []
 
@@ -241,7 +241,7 @@ def test_objects_a_host_froze_before_importing_leakscope_stay_frozen() -> None:
         heap = [[i] for i in range(5000)]
         gc.freeze()
         frozen = gc.get_freeze_count()
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         kept = []
         leaked = check(lambda: kept.append([len(kept)])).leaked
         print(json.dumps({"leaked": leaked, "before": frozen, "after": gc.get_freeze_count()}))
@@ -255,7 +255,7 @@ def test_no_reference_to_user_objects_after_check() -> None:
     out = run_python(
         """
         import gc, weakref
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         class Thing: pass
         registry = []
         def run():
@@ -274,7 +274,7 @@ def test_async_functions_and_running_loop() -> None:
     out = run_python(
         """
         import asyncio
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         keep = []
         async def leaky():
             await asyncio.sleep(0)
@@ -297,7 +297,7 @@ def test_timeout_and_explicit_runs() -> None:
     out = run_python(
         """
         import time
-        from leakscope.verdict import check
+        from leakscope.engine.check import check
         report = check(lambda: time.sleep(0.01), timeout=0.3)
         print(report.seconds < 2.0, any("timed out" in n for n in report.notes))
         print(len(check(lambda: None, runs=3, warmup=2).runs))
@@ -318,14 +318,14 @@ def test_timeout_and_explicit_runs() -> None:
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type) -> None:
-    from leakscope.verdict import check
+    from leakscope.engine.check import check
 
     with pytest.raises(error):
         check(lambda: None, **kwargs)
 
 
 def test_not_callable() -> None:
-    from leakscope.verdict import check
+    from leakscope.engine.check import check
 
     with pytest.raises(TypeError, match="callable"):
         check(42)  # type: ignore[arg-type]

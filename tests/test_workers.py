@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from leakscope._workers import MAX_BYTES, exit_snapshot_path, publish, read_workers
+from leakscope.web.workers import MAX_BYTES, exit_snapshot_path, publish, read_workers
 
 
 def state(pid: int, **extra: Any) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from _support import run_python_json
 
-from leakscope import wsgi
 from leakscope._env import DEFAULT_BUDGET, DEFAULT_REQUEST_SAMPLE
-from leakscope.wsgi import LeakMiddleware, route_template
+from leakscope.web import middleware as wsgi
+from leakscope.web.middleware import LeakMiddleware, route_template
 
 STATUS_KEYS = {
     "pid",
@@ -373,7 +373,7 @@ def test_a_forked_child_starts_afresh() -> None:
         """
         import json, os
         from wsgiref.util import setup_testing_defaults
-        from leakscope.wsgi import LeakMiddleware
+        from leakscope.web.middleware import LeakMiddleware
 
         def app(environ, start_response):
             start_response("200 OK", [])
@@ -461,7 +461,7 @@ def test_a_bounded_cache_of_dicts_is_cleared_by_the_heap_census() -> None:
         """
         import functools, json, time
         from wsgiref.util import setup_testing_defaults
-        from leakscope.wsgi import LeakMiddleware
+        from leakscope.web.middleware import LeakMiddleware
 
         @functools.lru_cache(maxsize=16)
         def lookup(n):
@@ -508,7 +508,7 @@ def test_retained_dicts_wait_for_a_second_census_that_shows_them_growing() -> No
         """
         import json, time
         from wsgiref.util import setup_testing_defaults
-        from leakscope.wsgi import LeakMiddleware
+        from leakscope.web.middleware import LeakMiddleware
 
         class Registry:
             def __init__(self):

@@ -1,1 +1,1 @@
-"""Renderers of leakscope's data objects."""
+"""The documented import path of the HTML report: :mod:`leakscope.report.html`."""

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from leakscope.verdict import check
+from leakscope.engine.check import check
 
 
 def main(argv):

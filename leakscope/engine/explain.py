@@ -14,7 +14,7 @@ of each leaking type that existed before, and then looks at the new survivors
   reference-count leak in C code);
 - a one-line hint of the usual fix.
 
-:func:`format_report` renders a :class:`~leakscope.verdict.LeakReport` as text.
+:func:`leakscope.engine.model.format_report` renders the report as text.
 """
 
 from __future__ import annotations
@@ -33,23 +33,17 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import TYPE_CHECKING, Any
 
-from leakscope._format import format_bytes
-from leakscope._heap import MODULE_DICT, type_name
-from leakscope.verdict import (
-    ATEXIT_KEY,
-    LOGGERS_KEY,
-    Culprit,
-    Holder,
-    LeakReport,
-    _fmt_rate,
-    _Stopped,
-)
+from leakscope._heap import TYPE_DICT, TYPE_MRO, type_name
+from leakscope._refgraph import find_paths
+from leakscope._roots import ATEXIT_KEY, LOGGERS_KEY, format_container, resolve_container
+from leakscope.engine.calls import Stopped
+from leakscope.engine.model import Culprit, Holder
 
 if TYPE_CHECKING:
     from leakscope._interpreter import InterpreterState
-    from leakscope.verdict import _Assessment, _Measured
+    from leakscope.engine.signals import Assessment, Measured
 
-__all__ = ["explain", "format_container", "format_report"]
+__all__ = ["Explained", "culprits_from_growth", "explain"]
 
 _NFRAME = 12
 _SAMPLES_PER_TYPE = 40
@@ -58,9 +52,6 @@ _PATH_SEARCHES = 4  # extra searches, one per type still without a path
 _ANALYSIS_SECONDS = 1.0
 _TRACE_SLOWDOWN = 15.0
 
-_TYPE_DICT = type.__dict__["__dict__"]
-_TYPE_MRO = type.__dict__["__mro__"]
-_FUNC_DEFAULTS: Any = types.FunctionType.__dict__["__defaults__"]
 
 # Types that usually come along with another leak rather than being the leak.
 _COMPANIONS = frozenset(
@@ -152,73 +143,6 @@ def _short_path(filename: str) -> str:
     return filename if rel.startswith("..") else rel
 
 
-# -- container names ----------------------------------------------------------------------
-
-
-def format_container(key: str, kind: str = "", rate: float | None = None) -> str:
-    """A person's name for a snapshot container key.
-
-    >>> format_container("app.cache:_CACHE", "dict", 3.0)
-    'module app.cache: _CACHE (dict, +3.0 entries/call)'
-    >>> format_container("app.models:Session.registry", "list")
-    'class app.models.Session: attribute registry (list)'
-    """
-    extra = kind
-    if rate is not None:
-        unit = "bytes" if kind == "bytearray" else "entries"
-        extra = f"{kind}, +{_fmt_rate(rate)} {unit}/call" if kind else f"+{_fmt_rate(rate)}/call"
-    suffix = f" ({extra})" if extra else ""
-    if key == ATEXIT_KEY:
-        return f"the atexit registry: registered callbacks{suffix}"
-    if key == LOGGERS_KEY:
-        return f"logging.Logger.manager.loggerDict (every logger ever created){suffix}"
-    module, _, rest = key.partition(":")
-    if module == "sys" and rest == "modules":
-        return f"sys.modules{suffix}"
-    if ".__defaults__[" in rest:
-        func, _, index = rest.partition(".__defaults__")
-        return f"function {module}.{func}: __defaults__{index}{suffix}"
-    if "." in rest:
-        cls, _, attr = rest.rpartition(".")
-        return f"class {module}.{cls}: attribute {attr}{suffix}"
-    return f"module {module}: {rest}{suffix}"
-
-
-def _resolve_container(key: str) -> object | None:
-    """The container object behind a snapshot key, read without calling user code."""
-    if key in (ATEXIT_KEY,):
-        return None
-    if key == LOGGERS_KEY:
-        logging = sys.modules.get("logging")
-        manager = getattr(getattr(logging, "Logger", None), "manager", None)
-        return getattr(manager, "loggerDict", None)
-    module_name, _, rest = key.partition(":")
-    module = sys.modules.get(module_name)
-    if module is None or not issubclass(type(module), types.ModuleType):
-        return None
-    try:
-        namespace = MODULE_DICT.__get__(module)
-        if ".__defaults__[" in rest:
-            func_name, _, index = rest.partition(".__defaults__[")
-            func = namespace.get(func_name)
-            if type(func) is not types.FunctionType:
-                return None
-            defaults = _FUNC_DEFAULTS.__get__(func) or ()
-            i = int(index.rstrip("]"))
-            return defaults[i] if 0 <= i < len(defaults) else None
-        if "." in rest:
-            cls_name, _, attr = rest.partition(".")
-            cls = namespace.get(cls_name)
-            if not issubclass(type(cls), type):
-                return None
-            value: object = _TYPE_DICT.__get__(cls).get(attr)
-            return value
-        found: object = namespace.get(rest)
-        return found
-    except Exception:
-        return None
-
-
 def _element_types(container: object) -> Counter[str]:
     if container is None:
         return Counter()
@@ -257,9 +181,9 @@ class _TypeFindings:
 
 def _defines_del(tp: type) -> bool:
     try:
-        mro = _TYPE_MRO.__get__(tp)
+        mro = TYPE_MRO.__get__(tp)
         return any(
-            k is not object and "__del__" in _TYPE_DICT.__get__(k)
+            k is not object and "__del__" in TYPE_DICT.__get__(k)
             for k in mro
             if isinstance(k, type)
         )
@@ -280,18 +204,10 @@ def _analysis_calls(
     return m
 
 
-def _find_paths() -> Callable[..., Any] | None:
-    try:
-        from leakscope._refgraph import find_paths
-    except Exception:
-        return None
-    return find_paths
-
-
 def explain(
     run: Callable[[int, str, float | None], tuple[int, float]],
-    assessment: _Assessment,
-    measured: Sequence[_Measured],
+    assessment: Assessment,
+    measured: Sequence[Measured],
     container_types: Mapping[str, str],
     *,
     trace: bool,
@@ -341,7 +257,7 @@ def explain(
     done = 0
     try:
         done, _ = run(m, "analysis", time.perf_counter() + 10 * _ANALYSIS_SECONDS)
-    except _Stopped as stopped:
+    except Stopped as stopped:
         notes.append("the function raised during the analysis calls; explanation is partial")
         del stopped
     garbage: list[object] = []
@@ -418,7 +334,7 @@ def explain(
     # Holders: containers that grew, and retention paths.
     container_elements: dict[str, Counter[str]] = {}
     for key in assessment.leaking_containers:
-        container_elements[key] = _element_types(_resolve_container(key))
+        container_elements[key] = _element_types(resolve_container(key))
     for name, indices in by_type.items():
         f = findings[name]
         if not indices:
@@ -427,8 +343,7 @@ def explain(
             f.checked_referrers += 1
             if not _has_referrers(pool[i], pool):
                 f.no_referrers += 1
-    find_paths = _find_paths()
-    if find_paths is not None and pool:
+    if pool:
         _collect_paths(find_paths, pool, by_type, findings, notes)
     pool.clear()
     del pool
@@ -500,7 +415,7 @@ def _of_types(objects: list[object], types_: Mapping[type, str]) -> Iterator[obj
 
 
 def culprits_from_growth(
-    assessment: _Assessment, container_types: Mapping[str, str]
+    assessment: Assessment, container_types: Mapping[str, str]
 ) -> tuple[Culprit, ...]:
     """Culprits from growth alone (types, containers, blocks): no calls, paths or sites.
 
@@ -508,7 +423,7 @@ def culprits_from_growth(
     """
     findings = {name: _TypeFindings(name, rate) for name, rate in assessment.leaking_types.items()}
     elements = {
-        key: _element_types(_resolve_container(key)) for key in assessment.leaking_containers
+        key: _element_types(resolve_container(key)) for key in assessment.leaking_containers
     }
     return tuple(
         _build_culprits(
@@ -559,7 +474,7 @@ def _growth_sites(
 
 
 def _build_culprits(  # noqa: PLR0917 - one private caller per argument set
-    assessment: _Assessment,
+    assessment: Assessment,
     findings: dict[str, _TypeFindings],
     container_elements: dict[str, Counter[str]],
     container_types: Mapping[str, str],
@@ -882,74 +797,3 @@ def _container_hint(key: str, kind: str) -> str:
         "a container that only grows: remove entries when done, or bound it "
         "(collections.deque(maxlen=...))"
     )
-
-
-# -- rendering ----------------------------------------------------------------------------
-
-
-def _unit_rate(c: Culprit) -> str:
-    if c.unit == "bytes":
-        return f"+{format_bytes(c.per_call)}/call"
-    return f"+{_fmt_rate(c.per_call)} {c.unit}/call"
-
-
-def format_report(report: LeakReport, show_values: bool = False) -> str:
-    """The human explanation of ``report`` (``str(report)``)."""
-    runs = len(report.runs)
-    measured = (
-        f"{report.calls:,} calls measured in {runs} run{'s' if runs != 1 else ''} after "
-        f"{report.warmup} warm-up call{'s' if report.warmup != 1 else ''}, {report.seconds:.2f} s"
-    )
-    if report.error is not None:
-        lines = [f"leakscope: no verdict for {report.function}: it raised {report.error}"]
-        lines.extend(f"note: {n}" for n in report.notes)
-        return "\n".join(lines)
-    if not report.leaked:
-        lines = [f"leakscope: no leak in {report.function}: nothing grew steadily ({measured})"]
-        if report.settled:
-            lines.append("  grew, then settled: " + ", ".join(report.settled))
-        lines.extend(f"  note: {n}" for n in report.notes)
-        return "\n".join(lines)
-    lines = [f"leakscope: LEAK in {report.function}: {report.per_call} ({measured})"]
-    for i, c in enumerate(report.culprits, 1):
-        lines.append("")
-        label = (
-            ", ".join(c.types)
-            if c.types
-            else {
-                "untracked": "untracked memory blocks",
-                "memory": "resident memory",
-                "gc.garbage": "gc.garbage entries",
-            }.get(c.kind, c.kind)
-        )
-        what = {
-            "container": "a growing container",
-            "cycles": "uncollected cyclic garbage",
-        }.get(c.kind)
-        head = f"{i}. {label}: {_unit_rate(c)}"
-        if what:
-            head += f" ({what})"
-        if c.bytes_per_call is not None and c.unit != "bytes":
-            head += f", ~{format_bytes(c.bytes_per_call)}/call"
-        lines.append(head)
-        if c.related:
-            lines.append(
-                "   with it:      "
-                + ", ".join(f"{name} +{_fmt_rate(rate)}/call" for name, rate in c.related[:6])
-            )
-        for j, h in enumerate(c.holders):
-            text = h.detail if show_values and h.detail else h.description
-            lines.append(("   held by:      " if j == 0 else "                 ") + text)
-        if c.allocated_at:
-            lines.append("   allocated at: " + ", ".join(c.allocated_at))
-        for note in c.notes:
-            lines.append("   note:         " + note)
-        if c.hint:
-            lines.append("   fix:          " + c.hint)
-    if not report.culprits:
-        lines.append("")
-        lines.append("(no culprit could be pinned down; see the runs in report.runs)")
-    if report.notes:
-        lines.append("")
-        lines.extend(f"note: {n}" for n in report.notes)
-    return "\n".join(lines)

@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from leakscope._format import format_bytes, format_bytes_delta
+from leakscope._snapshot import Growth, Snapshot, snapshot
 from leakscope.cycles import CycleReport, find_cycles
-from leakscope.snapshot import Growth, Snapshot, snapshot
-from leakscope.verdict import Culprit, Run, _assess, _changes, _Measured
+from leakscope.engine.model import Culprit, Run
+from leakscope.engine.signals import Measured, assess, changes
 
 __all__ = ["FORMAT", "RunError", "format_run", "run_program"]
 
@@ -329,16 +330,16 @@ def _culprits(
     if len(points) < _MIN_INTERVALS + 1:
         return []
     measured = [
-        _Measured(
+        Measured(
             run=Run(1, b.time - a.time, b.objects - a.objects, b.blocks - a.blocks, None, 0),
-            types=_changes(a.types, b.types),
-            containers=_changes(a.containers, b.containers),
+            types=changes(a.types, b.types),
+            containers=changes(a.containers, b.containers),
             garbage=0,
             gc_garbage=0,
         )
         for a, b in itertools.pairwise(points)
     ]
-    assessment = _assess(measured)
+    assessment = assess(measured)
     # Only what is still there after the final collection counts.
     grown_types = {d.name for d in growth.types if d.delta > 0}
     grown_containers = {d.name for d in growth.containers if d.delta > 0}
@@ -354,7 +355,7 @@ def _culprits(
     assessment.garbage = assessment.gc_garbage = 0.0
     if not assessment.leaked:
         return []
-    from leakscope.explain import culprits_from_growth
+    from leakscope.engine.explain import culprits_from_growth
 
     unit_note = f"rates are per sampling interval of {interval:g} s"
     out = []

@@ -42,19 +42,10 @@ from typing import Any, TypeVar, overload
 
 from leakscope._env import sample_rate
 from leakscope._heap import census, type_name
-from leakscope.verdict import (
-    LeakReport,
-    PerCall,
-    Run,
-    _assess,
-    _Assessment,
-    _call_name,
-    _Census,
-    _census,
-    _changes,
-    _Measured,
-    run_check,
-)
+from leakscope.engine.calls import call_name
+from leakscope.engine.check import run_check
+from leakscope.engine.model import LeakReport, PerCall, Run
+from leakscope.engine.signals import Assessment, Census, Measured, assess, changes, take_census
 
 __all__ = ["no_leaks", "watch"]
 
@@ -178,11 +169,11 @@ class _Watch:
         # Weak references to a few young survivors per sample: still alive at a later
         # checkpoint means this function's calls retain that type.
         self.refs: deque[_Ref] = deque(maxlen=_MAX_REFS)
-        self.base: _Census | None = None
+        self.base: Census | None = None
         self.base_blocks = 0
         self.base_samples = 0
-        self.intervals: list[_Measured] = []
-        self.assessment = _Assessment()
+        self.intervals: list[Measured] = []
+        self.assessment = Assessment()
         self.logged = False
         self.started = time.monotonic()
 
@@ -226,13 +217,13 @@ class _Watch:
         try:
             gc.collect()
             blocks = sys.getallocatedblocks()
-            current = _census()
+            current = take_census()
             with self.lock:
                 samples = self.samples
             if self.base is not None:
                 calls = max(1, (samples - self.base_samples) * self.every)
                 self.intervals.append(
-                    _Measured(
+                    Measured(
                         run=Run(
                             calls,
                             0.0,
@@ -241,8 +232,8 @@ class _Watch:
                             None,
                             0,
                         ),
-                        types=_changes(self.base.types, current.types),
-                        containers=_changes(self.base.containers, current.containers),
+                        types=changes(self.base.types, current.types),
+                        containers=changes(self.base.containers, current.containers),
                         garbage=0,
                         gc_garbage=0,
                     )
@@ -250,7 +241,7 @@ class _Watch:
                 del self.intervals[:-_KEEP_INTERVALS]
             self.base, self.base_blocks, self.base_samples = current, blocks, samples
             if len(self.intervals) >= _MIN_INTERVALS:
-                self.assessment = self._attributed(_assess(self.intervals))
+                self.assessment = self._attributed(assess(self.intervals))
             if self.assessment.leaked and not self.logged:
                 self.logged = True
                 if self.log:
@@ -258,7 +249,7 @@ class _Watch:
         finally:
             self.checkpoint_lock.release()
 
-    def _attributed(self, found: _Assessment) -> _Assessment:
+    def _attributed(self, found: Assessment) -> Assessment:
         """Keep the growth this function's calls account for."""
         with self.lock:
             young = dict(self.young)
@@ -279,10 +270,10 @@ class _Watch:
         else:
             types = {name: rate for name, rate in found.leaking_types.items() if young.get(name)}
         if found.leaking_types and not types:
-            return _Assessment()
+            return Assessment()
         if not types and mean_blocks < 0.5:
-            return _Assessment()
-        return _Assessment(
+            return Assessment()
+        return Assessment(
             leaking_types=types or found.leaking_types,
             leaking_containers=found.leaking_containers,
             blocks=found.blocks,
@@ -290,7 +281,7 @@ class _Watch:
 
     def report(self) -> LeakReport:
         """The :class:`LeakReport` so far (culprit types and containers; no paths or sites)."""
-        from leakscope.explain import culprits_from_growth
+        from leakscope.engine.explain import culprits_from_growth
 
         intervals = list(self.intervals)
         assessment = self.assessment
@@ -355,7 +346,7 @@ def watch(
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(f):
             raise TypeError(f"watch() decorates a callable, not {type(f).__name__}")
-        state = _Watch(_call_name(f), every, log)
+        state = _Watch(call_name(f), every, log)
         counter = itertools.count(1)
         tick = counter.__next__
 

@@ -1,7 +1,7 @@
 """Worker states shared through a directory: one ``worker-<pid>.json`` per process.
 
 Each worker of a multi-process server (gunicorn) publishes its
-:meth:`LeakMiddleware.status() <leakscope.wsgi.LeakMiddleware.status>` there, so
+:meth:`LeakMiddleware.status() <leakscope.web.middleware.LeakMiddleware.status>` there, so
 that whichever worker answers a request can show every worker.  Writes are atomic
 (a temporary file renamed over the old one) and bounded in size; files that cannot
 be read or parsed are skipped.  A worker's final snapshot goes to ``exit-<pid>.json``.

@@ -25,8 +25,8 @@ from typing import Any
 
 from leakscope import __version__
 from leakscope._format import format_bytes, format_bytes_delta
+from leakscope._snapshot import Snapshot
 from leakscope.errors import LeakscopeError, SnapshotError
-from leakscope.snapshot import Snapshot
 
 __all__ = ["main"]
 
@@ -141,7 +141,7 @@ _MIN_INTERVAL = 0.01  # a snapshot costs milliseconds: more often would be mostl
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-    from leakscope._run import RunError, format_run, run_program
+    from leakscope.engine.program import RunError, format_run, run_program
 
     args = list(ns.args or [])
     if args and args[0] == "--":
@@ -216,7 +216,7 @@ def _resolve(spec: str) -> Any:
 
 
 def _cmd_check(ns: argparse.Namespace) -> int:
-    from leakscope.verdict import check
+    from leakscope.engine.check import check
 
     for name in ("runs", "warmup"):
         value = getattr(ns, name)

@@ -1,0 +1,1 @@
+"""Renderers: leakscope's data in, text out (HTML pages, SVG charts)."""
