@@ -14,6 +14,7 @@ import os
 import sys
 import sysconfig
 import types
+import weakref
 from collections.abc import Iterable, Sequence
 from itertools import compress
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "TYPE_DICT",
     "TYPE_MODULE",
     "TYPE_MRO",
+    "SampleRef",
     "census",
     "object_type_name",
     "rss_bytes",
@@ -40,6 +42,17 @@ TYPE_DICT: Any = vars(type)["__dict__"]
 TYPE_MODULE: Any = vars(type)["__module__"]
 TYPE_MRO: Any = vars(type)["__mro__"]
 FUNC_DEFAULTS: Any = vars(types.FunctionType)["__defaults__"]
+
+
+class SampleRef(weakref.ref):  # type: ignore[type-arg]
+    """leakscope's own weak reference to a sampled object, with the sample's number and a name.
+
+    Being a leakscope type, it is left out of every census (see :func:`is_own_name`).
+    """
+
+    __slots__ = ("name", "sample")
+    name: str
+    sample: int
 
 
 def type_name(tp: type) -> str:

@@ -17,13 +17,11 @@ census, so taking snapshots never shows up as growth.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -31,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from leakscope._files import atomic_write
 from leakscope._format import format_bytes, format_bytes_delta
 from leakscope._heap import PYTHON_VERSION, rss_bytes, tracked_census
 from leakscope._roots import root_containers
@@ -135,17 +134,7 @@ class Snapshot:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the snapshot as JSON to ``path`` (atomically: a reader never sees half a file)."""
-        target = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(target))
-        fd, tmp = tempfile.mkstemp(prefix=".leakscope-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, separators=(",", ":"))
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:

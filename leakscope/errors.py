@@ -7,15 +7,45 @@ ordinary test failure.
 
 from __future__ import annotations
 
-__all__ = ["LeakError", "LeakscopeError", "MissingDependencyError", "SnapshotError"]
+__all__ = [
+    "DataError",
+    "LeakError",
+    "LeakscopeError",
+    "MallocStatsError",
+    "MissingDependencyError",
+    "RunError",
+    "SnapshotError",
+]
 
 
 class LeakscopeError(Exception):
     """Base class of the errors leakscope raises on purpose."""
 
 
-class SnapshotError(LeakscopeError, ValueError):
+class DataError(LeakscopeError, ValueError):
+    """A dictionary given to a ``from_dict`` (or a file loaded) is not what it should be.
+
+    Every data object's ``from_dict`` raises this error (or its subclass
+    :class:`SnapshotError`), never a bare ``KeyError`` or ``TypeError``.  ``field`` names
+    the offending field (``"culprits[0].holders[1].rate"``), or is ``""`` when the whole
+    document is wrong; the message says what was expected.
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class SnapshotError(DataError):
     """A snapshot file or dictionary is truncated, corrupt or not a leakscope snapshot."""
+
+
+class MallocStatsError(LeakscopeError, ValueError):
+    """``sys._debugmallocstats()`` output that cannot be read (truncated, garbled, unknown)."""
+
+
+class RunError(LeakscopeError):
+    """``leakscope run`` could not start the program (no such file, no such module)."""
 
 
 class MissingDependencyError(LeakscopeError, ImportError):

@@ -43,7 +43,7 @@ from typing import Any, TypeGuard
 from leakscope._format import format_bytes as _size
 from leakscope._format import format_bytes_delta as _delta
 from leakscope._heap import PYTHON_VERSION, rss_bytes
-from leakscope.errors import LeakscopeError, SnapshotError
+from leakscope.errors import MallocStatsError, SnapshotError
 
 __all__ = [
     "MallocInfo",
@@ -62,10 +62,6 @@ _MiB = 1 << 20
 _FORMAT = 1  # version of the dictionaries written by ``to_dict``
 
 KINDS = ("python_objects", "allocator_retention", "native", "none")
-
-
-class MallocStatsError(LeakscopeError, ValueError):
-    """``sys._debugmallocstats()`` output that cannot be read (truncated, garbled, unknown)."""
 
 
 # --------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 from leakscope import __version__
 from leakscope._format import format_bytes, format_bytes_delta
 from leakscope._snapshot import Snapshot
-from leakscope.errors import LeakscopeError, SnapshotError
+from leakscope.errors import LeakscopeError, RunError, SnapshotError
 
 __all__ = ["main"]
 
@@ -141,7 +141,7 @@ _MIN_INTERVAL = 0.01  # a snapshot costs milliseconds: more often would be mostl
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-    from leakscope.engine.program import RunError, format_run, run_program
+    from leakscope.engine.program import format_run, run_program
 
     args = list(ns.args or [])
     if args and args[0] == "--":

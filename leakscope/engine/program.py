@@ -45,6 +45,7 @@ from leakscope._snapshot import Growth, Snapshot, snapshot
 from leakscope.cycles import CycleReport, find_cycles
 from leakscope.engine.model import Culprit, Run
 from leakscope.engine.signals import Measured, assess, changes
+from leakscope.errors import RunError
 
 __all__ = ["FORMAT", "RunError", "format_run", "run_program"]
 
@@ -59,10 +60,6 @@ _GROWTH_BLOCKS = 100_000
 _GROWTH_RSS = 32 << 20
 
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-class RunError(Exception):
-    """The program could not be started (no such file, no such module): a usage error."""
 
 
 class _Names:

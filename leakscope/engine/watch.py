@@ -35,13 +35,12 @@ import logging
 import sys
 import threading
 import time
-import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from leakscope._env import sample_rate
-from leakscope._heap import census, type_name
+from leakscope._heap import SampleRef, census, type_name
 from leakscope.engine.calls import call_name
 from leakscope.engine.check import run_check
 from leakscope.engine.model import LeakReport, PerCall, Run
@@ -61,14 +60,6 @@ _MAX_YOUNG_TYPES = 256
 _REFS_PER_SAMPLE = 8
 _MAX_REFS = 512
 _WEAKREF_OFFSET = type.__dict__["__weakrefoffset__"]
-
-
-class _Ref(weakref.ref):  # type: ignore[type-arg]
-    """leakscope's own weak reference: excluded from the census by its module name."""
-
-    __slots__ = ("name", "sample")
-    name: str
-    sample: int
 
 
 # -- @no_leaks ----------------------------------------------------------------------------
@@ -168,7 +159,7 @@ class _Watch:
         self.young: Counter[str] = Counter()
         # Weak references to a few young survivors per sample: still alive at a later
         # checkpoint means this function's calls retain that type.
-        self.refs: deque[_Ref] = deque(maxlen=_MAX_REFS)
+        self.refs: deque[SampleRef] = deque(maxlen=_MAX_REFS)
         self.base: Census | None = None
         self.base_blocks = 0
         self.base_samples = 0
@@ -179,7 +170,7 @@ class _Watch:
 
     def observe(self, blocks: int, young: list[object], result: object) -> None:
         counts = census(young)
-        refs: list[_Ref] = []
+        refs: list[SampleRef] = []
         for o in young:
             if len(refs) >= _REFS_PER_SAMPLE:
                 break
@@ -190,7 +181,7 @@ class _Watch:
             if "." not in name:  # builtins: too common to tell whose they are
                 continue
             try:
-                ref = _Ref(o)
+                ref = SampleRef(o)
             except TypeError:
                 continue
             ref.name = name

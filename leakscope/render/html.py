@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leakscope._files import atomic_write
 from leakscope._format import BYTE_UNITS, format_bytes, format_bytes_delta
 from leakscope.render import svg
 
@@ -412,9 +413,9 @@ def render_run(data: Mapping[str, Any]) -> str:
 
 
 def write_run(data: Mapping[str, Any], path: str | Path) -> Path:
-    """Write :func:`render_run`'s page to ``path`` (UTF-8) and return the path."""
+    """Write :func:`render_run`'s page to ``path`` (UTF-8, atomically) and return the path."""
     target = Path(path)
-    target.write_text(render_run(data), encoding="utf-8")
+    atomic_write(target, render_run(data))
     return target
 
 

@@ -55,6 +55,7 @@ from leakscope._heap import (
     MODULE_DICT,
     PYTHON_VERSION,
     TYPE_DICT,
+    SampleRef,
     is_own_name,
     rss_bytes,
     tracked_census,
@@ -120,19 +121,14 @@ def _positive(name: str, value: object) -> float:
     return float(value)
 
 
-class _Ref(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to an object a sampled request retained, with the sample's number."""
-
-    __slots__ = ("sample",)
-    sample: int
-
-
 class _Sample:
     """What one sampled request retained."""
 
     __slots__ = ("blocks", "bytes", "containers", "objects", "refs", "types")
 
-    def __init__(self, objects: int, nbytes: int, types: dict[str, int], refs: list[_Ref]) -> None:
+    def __init__(
+        self, objects: int, nbytes: int, types: dict[str, int], refs: list[SampleRef]
+    ) -> None:
         self.objects = objects
         self.bytes = nbytes
         self.blocks = 0
@@ -153,7 +149,7 @@ class _Route:
         # objects hold, and a deque would break that chain.
         self.recent: list[_Sample] = []
         # Retained objects followed over later samples: a cache with a bound drops them.
-        self.refs: list[_Ref] = []
+        self.refs: list[SampleRef] = []
 
     def add(self, sample: _Sample) -> None:
         self.sampled += 1
@@ -871,7 +867,9 @@ class _Containers:
                 value = (TYPE_DICT if attr else MODULE_DICT).__get__(holder).get(attr or name)
                 base = next(b for b in _GROWABLE if issubclass(type(value), b))
                 length: Callable[[Any], int] = base.__len__  # type: ignore[attr-defined]
-                ref = entries[-1][0] if entries and entries[-1][0]() is holder else _Ref(holder)
+                ref = (
+                    entries[-1][0] if entries and entries[-1][0]() is holder else SampleRef(holder)
+                )
                 entries.append((ref, attr or name, bool(attr), length, key))
             except Exception:
                 continue
@@ -1025,7 +1023,7 @@ def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType
         named[name] = named.get(name, 0) + n
         objects += n
         nbytes += sizes.get(tp, 0)
-    refs: list[_Ref] = []
+    refs: list[SampleRef] = []
     for obj in young:
         if len(refs) >= _REFS_PER_SAMPLE:
             break
@@ -1033,7 +1031,7 @@ def _retained(young: list[Any], environ: dict[str, Any] | None, frame: FrameType
         if id(obj) in seen or tp in own or not _WEAKREF_OFFSET.__get__(tp):
             continue
         try:
-            refs.append(_Ref(obj))
+            refs.append(SampleRef(obj))
         except TypeError:
             continue
     del obj

@@ -9,12 +9,12 @@ be read or parsed are skipped.  A worker's final snapshot goes to ``exit-<pid>.j
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from leakscope._files import atomic_write
 
 __all__ = ["MAX_BYTES", "exit_snapshot_path", "publish", "read_workers"]
 
@@ -54,15 +54,7 @@ def publish(directory: str | os.PathLike[str], state: dict[str, Any]) -> None:
     data = _encode(state)
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".worker-", suffix=".tmp", dir=target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target / f"worker-{pid}.json")
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(target / f"worker-{pid}.json", data)
 
 
 def _alive(pid: int) -> bool:
