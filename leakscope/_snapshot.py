@@ -36,7 +36,7 @@ from leakscope._roots import root_containers
 from leakscope.errors import LeakscopeError, SnapshotError
 from leakscope.memory import MemoryBreakdown, MemoryGrowth, memory_breakdown
 
-__all__ = ["Delta", "Growth", "Snapshot", "Tracker", "snapshot", "track"]
+__all__ = ["Delta", "Deltas", "Growth", "Snapshot", "Tracker", "snapshot", "track"]
 
 FORMAT = "leakscope.snapshot"
 FORMAT_VERSION = 1
@@ -326,9 +326,9 @@ def snapshot(*, collect: bool = True, memory: bool = True) -> Snapshot:
     a few milliseconds).
 
     >>> before = snapshot()
-    >>> keep = [object() for _ in range(3)]
-    >>> (snapshot() - before).types_changed("object")
-    3
+    >>> keep = [[] for _ in range(3)]       # lists are tracked; a bare object() is not
+    >>> (snapshot() - before).types_changed("list")   # the three, and the list holding them
+    4
     """
     if not isinstance(collect, bool):
         raise TypeError(f"collect must be True or False, not {collect!r:.40}")
@@ -375,6 +375,17 @@ class Delta:
     def __str__(self) -> str:
         kind = f" ({self.kind})" if self.kind else ""
         return f"{self.name}{kind}: {self.before:,} -> {self.after:,} ({self.delta:+,})"
+
+
+class Deltas(tuple[Delta, ...]):
+    """A tuple of :class:`Delta` that prints as an aligned table (what :meth:`Growth.top` gives)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        if not self:
+            return "no type grew"
+        return "\n".join(_table("type", tuple(self), None, compact=True))
 
 
 def _deltas(
@@ -471,11 +482,22 @@ class Growth:
         """Types that have no live objects left."""
         return tuple(d for d in self.types if d.is_gone)
 
-    def top(self, n: int = 10) -> tuple[Delta, ...]:
-        """The ``n`` types whose count changed most, in either direction."""
+    def top(self, n: int = 10) -> Deltas:
+        """The ``n`` types whose count grew most, largest increase first.
+
+        Decreases are left out (they are in :attr:`types` and :attr:`decreased`).  The
+        result is a tuple of :class:`Delta` that prints as a table:
+
+        >>> import dataclasses
+        >>> a = snapshot(memory=False)
+        >>> b = dataclasses.replace(a, types={**a.types, "app.Item": 500})
+        >>> print((b - a).top(5))
+        type      before  after  change
+        app.Item       0    500    +500  (new)
+        """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative integer, not {n!r:.40}")
-        return self.types[:n]
+        return Deltas(self.increased[:n])
 
     def types_changed(self, name: str) -> int:
         """The change in the count of type ``name`` (0 when it did not change)."""
@@ -488,11 +510,11 @@ class Growth:
         """True when anything was counted to change."""
         return bool(self.types or self.containers or self.blocks)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of the growth."""
+    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
+        """A JSON-safe dict of the growth; ``limit`` caps the ``types`` and ``containers`` lists."""
         return {
-            "types": [d.to_dict() for d in self.types],
-            "containers": [d.to_dict() for d in self.containers],
+            "types": [d.to_dict() for d in self.types[:limit]],
+            "containers": [d.to_dict() for d in self.containers[:limit]],
             "objects": self.objects,
             "blocks": self.blocks,
             "rss": self.rss,
@@ -525,19 +547,36 @@ class Growth:
 
 
 def _table(
-    title: str, rows: tuple[Delta, ...], limit: int | None, length: bool = False
+    title: str,
+    rows: tuple[Delta, ...],
+    limit: int | None,
+    length: bool = False,
+    *,
+    compact: bool = False,
 ) -> Iterator[str]:
     if not rows:
         return
     shown = rows if limit is None else rows[:limit]
     names = [f"{d.name} ({d.kind})" if d.kind else d.name for d in shown]
-    width = max(len(title), *(len(n) for n in names))
     header = ("len before", "len after") if length else ("before", "after")
-    yield ""
-    yield f"{title:<{width}}  {header[0]:>12}  {header[1]:>12}  {'change':>10}"
-    for name, d in zip(names, shown, strict=True):
+    cells = [(f"{d.before:,}", f"{d.after:,}", f"{d.delta:+,}") for d in shown]
+    width = max(len(title), *(len(n) for n in names))
+    # The full tables keep fixed columns (so that two tables line up); compact sizes them.
+    cols = (
+        [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate((*header, "change"))]
+        if compact
+        else [12, 12, 10]
+    )
+    if not compact:
+        yield ""
+    yield (
+        f"{title:<{width}}  {header[0]:>{cols[0]}}  {header[1]:>{cols[1]}}  {'change':>{cols[2]}}"
+    )
+    for name, d, (before, after, change) in zip(names, shown, cells, strict=True):
         mark = "  (new)" if d.is_new else "  (gone)" if d.is_gone else ""
-        yield f"{name:<{width}}  {d.before:>12,}  {d.after:>12,}  {d.delta:>+10,}{mark}"
+        yield (
+            f"{name:<{width}}  {before:>{cols[0]}}  {after:>{cols[1]}}  {change:>{cols[2]}}{mark}"
+        )
     if len(shown) < len(rows):
         yield f"... and {len(rows) - len(shown):,} more"
 
@@ -546,8 +585,8 @@ class Tracker:
     """Measures the growth over a block of code; reusable, nestable, per-thread.
 
     >>> with track() as t:
-    ...     keep = [object() for _ in range(5)]
-    >>> t.growth.types_changed("object")
+    ...     keep = [set() for _ in range(5)]
+    >>> t.growth.types_changed("set")
     5
 
     ``start()`` and ``stop()`` do the same without a ``with`` block.  Each

@@ -535,3 +535,62 @@ def test_run_passes_option_like_arguments_to_the_program(tmp_path: Path) -> None
         result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 0, (args, result.stderr)
         assert f"ARGS {expected}" in result.stdout, args
+
+
+# -- bad modules and limits (issue 15, point 8) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def f(:\n    pass\n", "invalid syntax (broken_mod.py, line 1)"),
+        (
+            "x = 1\nraise ValueError('no config')\ndef f():\n    pass\n",
+            "it raised ValueError: no config (",
+        ),
+        ("import sys\nsys.exit(3)\ndef f():\n    pass\n", "it raised SystemExit: 3 ("),
+    ],
+    ids=["syntax-error", "raises", "exits"],
+)
+def test_check_a_module_that_cannot_be_imported_exits_2_in_one_line(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    _script(tmp_path, "broken_mod.py", source)
+    result = run_cli("check", "broken_mod:f", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "cannot import module 'broken_mod'" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if "(" in message and "line" not in message:
+        assert "broken_mod.py:2)" in result.stderr  # the module's own line, not importlib's
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--runs", "1"), ("--runs", "2"), ("--runs", "17"), ("--warmup", "0"), ("--warmup", "-1")],
+)
+def test_check_limits_are_in_the_help_and_checked_first(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    help_text = " ".join(run_cli("check", "--help").stdout.split())
+    assert "measured runs, 3 to 16" in help_text
+    assert "warm-up calls, 1 to 100,000" in help_text
+    # Checked before the module is imported: this one would print if it were.
+    _script(tmp_path, "noisy.py", "print('imported')\ndef f():\n    pass\n")
+    result = run_cli("check", "noisy:f", option, value, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{option} must be from" in result.stderr
+    assert "imported" not in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_diff_limit_caps_the_json_rows(snapshots: tuple[Path, Path]) -> None:
+    a, b = snapshots
+    full = _last_json(run_cli("diff", "--json", str(a), str(b)).stdout)
+    assert len(full["types"]) > 3
+    data = _last_json(run_cli("diff", "--limit", "3", "--json", str(a), str(b)).stdout)
+    assert data["types"] == full["types"][:3]
+    assert len(data["containers"]) <= 3
+    bad = run_cli("diff", "--limit", "-1", str(a), str(b))
+    assert bad.returncode == 2 and "--limit must be >= 0" in bad.stderr

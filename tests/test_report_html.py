@@ -395,3 +395,31 @@ def test_graph_two_node_cycle_draws_both_edges_apart() -> None:
     paths = [p.get("d", "") for p in root.iter(f"{_NS}path") if p.get("marker-end")]
     assert len(paths) == 2
     assert sum(" Q" in d for d in paths) == 1  # the back edge bows out, the other is straight
+
+
+def test_run_report_rates_are_per_interval_not_per_call(run_data: dict[str, Any]) -> None:
+    page = html_report.render_run(run_data)
+    culprits = page[page.index('id="culprits"') :]
+    culprits = culprits[: culprits.index("</section>")]
+    assert "per interval" in culprits
+    assert "per call" not in culprits
+
+
+def test_line_chart_legend_wraps_instead_of_cutting_names() -> None:
+    names = [
+        "weakref.ReferenceType",
+        "builtin_function_or_method",
+        "service.Session",
+        "collections.OrderedDict",
+        "function",
+    ]
+    series = {name: [(0.0, float(i)), (1.0, float(i + 1))] for i, name in enumerate(names)}
+    root = _parse(svg.line_chart(series, title="Types", width=420))
+    texts = _texts(root)
+    for name in names:
+        assert name in texts, (name, texts)
+    # Every legend entry starts inside the chart, on more than one row.
+    width = float(root.get("width", "0"))
+    legend = [e for e in root.iter(f"{_NS}text") if "".join(e.itertext()) in names and e.get("x")]
+    assert all(float(e.get("x", "0")) + 6.5 * len(e.text or "") <= width for e in legend)
+    assert len({e.get("y") for e in legend}) >= 2

@@ -7,16 +7,24 @@ import importlib
 import os
 import re
 import sys
+import traceback
 from typing import Any
 
 from leakscope.cli.common import EPILOG, EXIT_LEAK, EXIT_OK, EXIT_USAGE, UsageError, print_json
 from leakscope.engine.check import check
+from leakscope.engine.signals import CONFIRM
 
 __all__ = ["HELP", "add_arguments", "resolve", "run"]
 
 HELP = "decide whether a zero-argument function leaks"
 
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+# The limits of --runs and --warmup, checked before anything is imported or called.  A
+# leak needs CONFIRM growing runs in a row, so fewer runs could never find one; the calls
+# double from run to run, so 16 runs are already some 500,000 calls.
+MIN_RUNS, MAX_RUNS = CONFIRM, 16
+MIN_WARMUP, MAX_WARMUP = 1, 100_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = EPILOG
     parser.add_argument("spec", metavar="module:function", help="e.g. app.cache:render")
-    parser.add_argument("--runs", type=int, metavar="N", help="measured runs (default adaptive)")
-    parser.add_argument("--warmup", type=int, metavar="N", help="warm-up calls (default adaptive)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        metavar="N",
+        help=(
+            f"measured runs, {MIN_RUNS} to {MAX_RUNS}: a leak must grow in {CONFIRM} runs "
+            "in a row, and the calls double from run to run (default adaptive)"
+        ),
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        metavar="N",
+        help=f"warm-up calls, {MIN_WARMUP} to {MAX_WARMUP:,} (default adaptive)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -52,6 +73,10 @@ def resolve(spec: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+    except SyntaxError as exc:  # str() names the file and line: "invalid syntax (m.py, line 3)"
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {_raised(exc)}") from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -62,12 +87,30 @@ def resolve(spec: str) -> Any:
     return obj
 
 
+def _raised(exc: BaseException) -> str:
+    """``it raised ValueError: boom (app.py:3)``: the exception and its innermost frame.
+
+    importlib's own frames (``<frozen importlib._bootstrap>``) are left out.
+    """
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
+    ]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    text = str(exc).strip().splitlines()
+    message = f": {text[0]}" if text else ""
+    return f"it raised {type(exc).__name__}{message}{where}"
+
+
+def _check_limits(ns: argparse.Namespace) -> None:
+    for name, low, high in (("runs", MIN_RUNS, MAX_RUNS), ("warmup", MIN_WARMUP, MAX_WARMUP)):
+        value = getattr(ns, name)
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"--{name} must be from {low} to {high:,}, not {value}")
+
+
 def run(ns: argparse.Namespace) -> int:
     """Check the function; exit code 1 for a leak, 2 if it raised, 0 if clean."""
-    for name in ("runs", "warmup"):
-        value = getattr(ns, name)
-        if value is not None and value < (1 if name == "runs" else 0):
-            raise UsageError(f"--{name} must be {'positive' if name == 'runs' else '>= 0'}")
+    _check_limits(ns)
     func = resolve(ns.spec)
     try:
         report = check(func, runs=ns.runs, warmup=ns.warmup)

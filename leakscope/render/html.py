@@ -300,15 +300,16 @@ def _growth(growth: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _culprits(culprits: Sequence[Mapping[str, Any]]) -> str:
+def _culprits(culprits: Sequence[Mapping[str, Any]], per: str = "call") -> str:
+    """The culprits card; rates are ``per`` call (a check) or interval (a program run)."""
     parts = ['<section class="card" id="culprits"><h2>Culprits</h2>']
     if not culprits:
         parts.append('<p class="muted">No culprit.</p>')
     for c in culprits:
         name = ", ".join(c.get("types", [])) or c["kind"]
-        rate = f"{c['per_call']:,.2f} {c.get('unit', 'objects')} per call"
+        rate = f"{c['per_call']:,.2f} {c.get('unit', 'objects')} per {per}"
         if c.get("bytes_per_call") is not None:
-            rate += f", {format_bytes(c['bytes_per_call'])} per call"
+            rate += f", {format_bytes(c['bytes_per_call'])} per {per}"
         parts.append(
             f'<div class="culprit"><h3><code>{_e(name)}</code> '
             f'<span class="muted">{_e(rate)} ({_e(c["kind"])})</span></h3>'
@@ -405,7 +406,7 @@ def render_run(data: Mapping[str, Any]) -> str:
     body = [
         _summary(data),
         _charts(data["timeline"]),
-        _culprits(data["culprits"]),
+        _culprits(data["culprits"], per="interval"),
         _growth(data["growth"]),
         _cycles(data["cycles"]),
     ]

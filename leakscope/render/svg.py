@@ -61,6 +61,33 @@ def _truncate(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "\u2026"
 
 
+_LEGEND_ROW = 16  # pixels per row of legend entries
+
+
+def _legend(
+    names: Sequence[str], width: float, item_width: Callable[[str], float]
+) -> list[tuple[str, float, int]]:
+    """Legend entries laid out in rows within ``width``: ``(label, x, row)`` per name.
+
+    A name is shortened only when it alone would not fit on a row; otherwise the
+    entries wrap onto as many rows as they need.
+
+    >>> _legend(["a" * 10, "b" * 10, "c" * 10], 200, lambda s: 20 + 6 * len(s))
+    [('aaaaaaaaaa', 8.0, 0), ('bbbbbbbbbb', 88.0, 0), ('cccccccccc', 8.0, 1)]
+    """
+    out: list[tuple[str, float, int]] = []
+    x, row, right = 8.0, 0, width - 8
+    for name in names:
+        label = name
+        while len(label) > 2 and 8 + item_width(label) > right:
+            label = _truncate(name, len(label) - 1)
+        if x > 8 and x + item_width(label) > right:
+            x, row = 8.0, row + 1
+        out.append((label, x, row))
+        x += item_width(label)
+    return out
+
+
 def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -146,8 +173,11 @@ def line_chart(
             xs.append(x)
             ys.append(y)
         cleaned.append((str(name), [r for r in runs if r]))
-    legend_h = 18 if cleaned else 0
-    top, bottom, right = 34 + legend_h, 34 if not x_label else 46, 14
+    legend = _legend(
+        [name for name, _ in cleaned], width, lambda label: 28 + len(label) * 11 * _CHAR_W
+    )
+    legend_h = (max(row for _, _, row in legend) + 1) * _LEGEND_ROW + 2 if legend else 0
+    top, bottom, right = 32 + legend_h, 34 if not x_label else 46, 14
     out = _open(width, height, title, "line")
     out.append(
         f'<text x="8" y="17" font-size="13" font-weight="600" fill="{_TEXT}">{_esc(title)}</text>'
@@ -207,7 +237,6 @@ def line_chart(
             f'<text x="{_num(left + plot_w / 2)}" y="{_num(height - 6)}" text-anchor="middle" '
             f'font-size="11" fill="{_TEXT}">{_esc(x_label)}</text>'
         )
-    legend_x = 8.0
     for index, (name, runs) in enumerate(cleaned):
         colour = PALETTE[index % len(PALETTE)]
         dash = ' stroke-dasharray="5 3"' if index >= len(PALETTE) else ""
@@ -223,13 +252,13 @@ def line_chart(
                 f'stroke-width="2" stroke-linejoin="round"{dash}/>'
             )
         out.append("</g>")
-        label = _truncate(name, 28)
+        label, legend_x, row = legend[index]
+        legend_y = 31 + row * _LEGEND_ROW
         out.append(
-            f'<rect x="{_num(legend_x)}" y="31" width="12" height="4" fill="{colour}"/>'
-            f'<text x="{_num(legend_x + 16)}" y="37" font-size="11" fill="{_TEXT}">'
-            f"{_esc(label)}</text>"
+            f'<rect x="{_num(legend_x)}" y="{_num(legend_y)}" width="12" height="4" '
+            f'fill="{colour}"/><text x="{_num(legend_x + 16)}" y="{_num(legend_y + 6)}" '
+            f'font-size="11" fill="{_TEXT}">{_esc(label)}</text>'
         )
-        legend_x += 28 + len(label) * 11 * _CHAR_W
     out.append("</svg>")
     return "\n".join(out)
 
