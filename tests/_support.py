@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,76 @@ def require_browser() -> Any:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     return sync_api
+
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+GUNICORN_HOOKS = (
+    "from leakscope.web.gunicorn import child_exit, post_fork, post_worker_init, worker_exit\n"
+)
+
+
+class Gunicorn:
+    """A real ``gunicorn -w N`` serving ``module:app`` from ``directory`` on loopback.
+
+    Writes ``gunicorn.conf.py`` with leakscope's hooks and sets ``LEAKSCOPE_DIR`` to
+    ``directory/state``.  Use as a context manager: it waits (at most ``timeout``
+    seconds) until the port listens, and stops the server with SIGTERM on exit, keeping
+    its output in :attr:`output`.  The caller skips when :data:`GUNICORN` is missing.
+    """
+
+    def __init__(
+        self, directory: Path, app: str, *options: str, workers: int = 2, timeout: float = 30
+    ) -> None:
+        (directory / "gunicorn.conf.py").write_text(GUNICORN_HOOKS)
+        self.state = directory / "state"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self._args = [str(GUNICORN), "-w", str(workers), "-b", f"127.0.0.1:{self.port}"]
+        self._args += ["-c", "gunicorn.conf.py", "--graceful-timeout", "5"]
+        self._args += ["--log-level", "warning", *options, app]
+        self._env = child_env({"LEAKSCOPE_DIR": str(self.state)}, directory)
+        self._cwd = directory
+        self._timeout = timeout
+        self.output = ""
+        self.returncode: int | None = None
+
+    def __enter__(self) -> Gunicorn:
+        self.process = subprocess.Popen(
+            self._args,
+            cwd=self._cwd,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.deadline = time.monotonic() + self._timeout
+        while self.process.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if time.monotonic() > self.deadline:
+                break
+            time.sleep(0.05)
+        self.__exit__()
+        raise AssertionError(f"gunicorn did not start listening:\n{self.output}")
+
+    def get(self, path: str) -> int:
+        """GET ``path`` (one new connection); the response status."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        finally:
+            conn.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.output = self.process.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.process.kill()
+            self.output = self.process.communicate()[0].decode()
+        self.returncode = self.process.returncode

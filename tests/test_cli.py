@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import PROJECT_ROOT, child_env, run_cli
+from _support import GUNICORN, PROJECT_ROOT, Gunicorn, child_env, run_cli
 
 LEAKY_SCRIPT = """
 import sys, time
@@ -594,3 +594,115 @@ def test_diff_limit_caps_the_json_rows(snapshots: tuple[Path, Path]) -> None:
     assert len(data["containers"]) <= 3
     bad = run_cli("diff", "--limit", "-1", str(a), str(b))
     assert bad.returncode == 2 and "--limit must be >= 0" in bad.stderr
+
+
+# -- report on a real gunicorn -w 2 (issue 17) ----------------------------------------------
+
+LEAKY_SERVICE = """
+from leakscope.web.middleware import LeakMiddleware
+
+ITEMS = []
+
+
+class Item:
+    def __init__(self, path):
+        self.path = path
+
+
+def _app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.startswith("/leaky/"):
+        ITEMS.append(Item(path))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+app = LeakMiddleware(_app)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
+def test_report_on_the_exit_snapshots_of_a_real_gunicorn_run(tmp_path: Path) -> None:
+    # Default middleware settings: few censuses, so the workers' own growth figures lag;
+    # the report's growth since start comes from the start and exit snapshots.
+    _script(tmp_path, "svc.py", LEAKY_SERVICE)
+    with Gunicorn(tmp_path, "svc:app") as server:
+        for i in range(200):
+            assert server.get(f"/leaky/{i}") == 200
+            assert server.get(f"/clean/{i}") == 200
+    assert server.returncode == 0, server.output
+    assert "Traceback" not in server.output, server.output
+    state = server.state
+    pids = sorted(int(p.stem.split("-")[1]) for p in state.glob("exit-*.json"))
+    assert len(pids) == 2
+    assert sorted(int(p.stem.split("-")[1]) for p in state.glob("start-*.json")) == pids
+
+    data = _last_json(run_cli("report", "--json", str(state)).stdout)
+    workers = data["workers"]
+    assert [w["pid"] for w in workers] == pids
+    assert sum(w["requests"] for w in workers) == 400 == data["total"]["requests"]
+    items = 0
+    for w in workers:
+        growth = w["growth_since_start"]
+        assert growth["source"] == "snapshots"
+        user = {t["type"]: t["delta"] for t in growth["user_types"]}
+        assert not any(name in user for name in ("dict", "list", "function"))
+        items += user.get("svc.Item", 0)
+        if user.get("svc.Item"):
+            assert growth["user_types"][0]["type"] == "svc.Item"  # user types first
+            assert growth["objects"] >= user["svc.Item"]
+        assert not any(t["type"].startswith("svc.") for t in growth["builtin_types"])
+        trend = w["rss_trend"]
+        assert trend is not None and trend["points"] >= 2 and trend["first"] > 0
+    assert items == 200  # every leaked Item, split between the two workers
+    total = data["total"]["growth_since_start"]
+    assert total["user_types"][0] == {"type": "svc.Item", "delta": 200}
+    assert total["objects"] >= 200
+
+    result = run_cli("report", str(state))
+    text = result.stdout
+    assert "growth since start: +0 objects" not in text
+    assert "svc.Item +200" in text  # the total
+    assert "requests" in text and "RSS" in text
+    if data["leaking_routes"]:  # the middleware's verdict, at default settings
+        assert result.returncode == 1
+        assert data["leaking_routes"] == ["GET /leaky/{id}"]
+        assert "held by module svc: ITEMS" in text
+    else:
+        assert result.returncode == 0
+
+
+def test_report_growth_since_start_without_start_snapshots(
+    tmp_path: Path, snapshots: tuple[Path, Path]
+) -> None:
+    # An older directory (no start-<pid>.json): the worker's own first census is the start.
+    workers = tmp_path / "old"
+    workers.mkdir()
+    b = snapshots[1]
+    exit_snap = json.loads(b.read_text())
+    exit_objects, exit_time, exit_rss = exit_snap["objects"], exit_snap["time"], exit_snap["rss"]
+    (workers / "exit-7.json").write_bytes(b.read_bytes())
+    (workers / "worker-7.json").write_text(
+        json.dumps(
+            {
+                "pid": 7,
+                "requests": 3,
+                "objects": exit_objects - 100,
+                "growth": {"objects": 0, "types": []},
+                "timeline": [
+                    {"time": exit_time - 120, "rss": exit_rss // 4},
+                    {"time": exit_time - 60, "rss": exit_rss // 2},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    data = _last_json(run_cli("report", "--json", str(workers)).stdout)
+    (w,) = data["workers"]
+    assert w["growth_since_start"]["source"] == "worker state"
+    assert w["growth_since_start"]["objects"] == 100
+    assert w["rss_trend"]["trend"] == "rising"
+    text = run_cli("report", str(workers)).stdout
+    assert "+100 objects" in text and "no start-<pid>.json" in text

@@ -10,7 +10,8 @@ Each worker's :class:`~leakscope.web.middleware.LeakMiddleware` starts afresh af
 (also when the application was loaded in the master with ``--preload``), publishes
 its state to ``LEAKSCOPE_DIR`` and, when the worker exits (stopped, or recycled by
 ``max_requests``), writes its last state and a final :class:`~leakscope.Snapshot` to
-``LEAKSCOPE_DIR/exit-<pid>.json``.  gunicorn itself is not imported: the hooks take
+``LEAKSCOPE_DIR/exit-<pid>.json`` (beside ``start-<pid>.json``, taken once the application
+is loaded).  gunicorn itself is not imported: the hooks take
 gunicorn's server and worker objects as they come.  No hook ever raises into gunicorn.
 """
 
@@ -20,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-from leakscope.web.workers import exit_snapshot_path
+from leakscope.web.workers import exit_snapshot_path, start_snapshot_path
 
 __all__ = ["child_exit", "post_fork", "post_worker_init", "worker_exit"]
 
@@ -50,10 +51,19 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """In the worker, once the application is loaded: publish a first state."""
+    """In the worker, once the application is loaded: a first snapshot and a first state.
+
+    The snapshot (``start-<pid>.json``) is what ``leakscope report`` subtracts from the
+    exit snapshot to give the growth since start.
+    """
     try:
+        from leakscope._snapshot import snapshot
         from leakscope.web.middleware import instances
 
+        directory = _directory()
+        if directory is not None:
+            os.makedirs(directory, exist_ok=True)
+            snapshot(memory=False).save(start_snapshot_path(directory, os.getpid()))
         for middleware in instances():
             middleware.publish()
     except Exception:

@@ -16,7 +16,7 @@ from typing import Any
 
 from leakscope._files import atomic_write
 
-__all__ = ["MAX_BYTES", "exit_snapshot_path", "publish", "read_workers"]
+__all__ = ["MAX_BYTES", "exit_snapshot_path", "publish", "read_workers", "start_snapshot_path"]
 
 MAX_BYTES = 1 << 20
 """The largest worker state written or read; a larger state is trimmed (oldest timeline first)."""
@@ -110,3 +110,11 @@ def exit_snapshot_path(directory: str | os.PathLike[str], pid: int) -> Path:
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"pid must be a positive integer, not {pid!r:.40}")
     return Path(directory) / f"exit-{pid}.json"
+
+
+def start_snapshot_path(directory: str | os.PathLike[str], pid: int) -> Path:
+    """Where worker ``pid`` writes its first :class:`~leakscope.Snapshot`: ``start-<pid>.json``.
+
+    ``leakscope report`` subtracts it from ``exit-<pid>.json``: the growth since start.
+    """
+    return exit_snapshot_path(directory, pid).with_name(f"start-{pid}.json")
