@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import sys
 import threading
@@ -29,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from leakscope._fields import Fields
 from leakscope._files import atomic_write
 from leakscope._format import format_bytes, format_bytes_delta
 from leakscope._heap import PYTHON_VERSION, rss_bytes, tracked_census
@@ -156,7 +156,9 @@ class Snapshot:
         try:
             return _parse(data)
         except SnapshotError as exc:
-            raise SnapshotError(f"{target}: {exc}") from None
+            error = SnapshotError(f"{target}: {exc}")
+            error.field = exc.field
+            raise error from None
 
     # -- display ------------------------------------------------------------------------
 
@@ -176,83 +178,51 @@ class Snapshot:
         return "\n".join(lines)
 
 
-def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in data:
-        raise SnapshotError(f"missing field '{where}{key}'")
-    value = data[key]
-    if (
-        isinstance(value, bool)
-        and kind is not bool
-        and not (isinstance(kind, tuple) and bool in kind)
-    ):
-        raise SnapshotError(f"field '{where}{key}' has the wrong type (bool)")
-    if not isinstance(value, kind):
-        raise SnapshotError(f"field '{where}{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SnapshotError(f"{what} must be a non-negative integer, got {value!r:.40}")
-    return value
-
-
-def _optional_count(data: Mapping[str, Any], key: str) -> int | None:
-    value = _require(data, key, (int, type(None)), "")
-    return None if value is None else _count(value, f"field {key!r}")
-
-
-def _ints(value: object, what: str) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise SnapshotError(f"{what} must be a list of integers")
-    return tuple(_count(v, what) for v in value)
-
-
 def _parse(data: object) -> Snapshot:
     if not isinstance(data, dict):
         raise SnapshotError("not a leakscope snapshot (expected a JSON object)")
     if data.get("format") != FORMAT:
-        raise SnapshotError(f"not a leakscope snapshot (format is {data.get('format')!r:.40})")
+        raise SnapshotError(
+            f"not a leakscope snapshot (format is {data.get('format')!r:.40})", field="format"
+        )
     version = data.get("version")
     if version != FORMAT_VERSION:
         raise SnapshotError(
             f"unsupported snapshot format version {version!r:.20} (this leakscope reads "
-            f"version {FORMAT_VERSION})"
+            f"version {FORMAT_VERSION})",
+            field="version",
         )
-    raw_types = _require(data, "types", dict, "")
-    counts = {str(k): _count(v, f"count of type {k!r:.60}") for k, v in raw_types.items()}
+    f = Fields(data, "", SnapshotError)
+    containers = f.sub("containers")
     lengths: dict[str, int] = {}
     kinds: dict[str, str] = {}
-    for key, entry in _require(data, "containers", dict, "").items():
+    for key, entry in containers.data.items():
         if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str):
-            raise SnapshotError(f"container {key!r:.60} must be [type name, length]")
+            raise containers.fail("must be [type name, length]", key)
         kinds[key] = entry[0]
-        lengths[key] = _count(entry[1], f"length of container {key!r:.60}")
-    gc_info = _require(data, "gc", dict, "")
-    raw_stats = _require(gc_info, "stats", dict, "gc.")
+        lengths[key] = Fields({"length": entry[1]}, containers.path(key), SnapshotError).integer(
+            "length", minimum=0
+        )
+    gc_info = f.sub("gc")
     raw_memory = data.get("memory")
-    memory = None if raw_memory is None else MemoryBreakdown.from_dict(raw_memory)
-    created = _require(data, "time", (int, float), "")
-    if not math.isfinite(created):
-        raise SnapshotError("field 'time' must be a finite number")
     return Snapshot(
-        types=counts,
+        types=f.counts("types"),
         containers=lengths,
         container_types=kinds,
-        objects=_count(_require(data, "objects", int, ""), "field 'objects'"),
-        blocks=_count(_require(data, "blocks", int, ""), "field 'blocks'"),
-        rss=_optional_count(data, "rss"),
-        traced=_optional_count(data, "traced"),
-        traced_peak=_optional_count(data, "traced_peak"),
-        gc_enabled=_require(gc_info, "enabled", bool, "gc."),
-        gc_counts=_ints(_require(gc_info, "counts", list, "gc."), "gc.counts"),
-        gc_thresholds=_ints(_require(gc_info, "thresholds", list, "gc."), "gc.thresholds"),
-        gc_stats={str(k): _count(v, f"gc.stats[{k!r:.40}]") for k, v in raw_stats.items()},
-        collected=_optional_count(data, "collected"),
-        pid=_count(_require(data, "pid", int, ""), "field 'pid'"),
-        time=float(created),
-        python=_require(data, "python", str, ""),
-        memory=memory,
+        objects=f.integer("objects", minimum=0),
+        blocks=f.integer("blocks", minimum=0),
+        rss=f.optional_integer("rss", minimum=0),
+        traced=f.optional_integer("traced", minimum=0),
+        traced_peak=f.optional_integer("traced_peak", minimum=0),
+        gc_enabled=gc_info.flag("enabled"),
+        gc_counts=tuple(gc_info.integers("counts", minimum=0)),
+        gc_thresholds=tuple(gc_info.integers("thresholds", minimum=0)),
+        gc_stats=gc_info.counts("stats"),
+        collected=f.optional_integer("collected", minimum=0),
+        pid=f.integer("pid", minimum=0),
+        time=f.number("time"),
+        python=f.text("python"),
+        memory=None if raw_memory is None else MemoryBreakdown.from_dict(raw_memory, "memory"),
     )
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from leakscope._fields import Fields
 from leakscope._heap import object_type_name
 from leakscope._interpreter import preserved
 from leakscope._refgraph import has_finalizer, label_chain, short_name
@@ -78,16 +79,18 @@ class Cycle:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cycle:
+    def from_dict(cls, data: object, where: str = "") -> Cycle:
+        """Rebuild a cycle from :meth:`to_dict`; :class:`DataError` naming the field if malformed."""
+        f = Fields(data, where)
         return cls(
-            size=int(data["size"]),
-            types=tuple((str(n), int(c)) for n, c in data["types"]),
-            ring=tuple((str(t), str(label)) for t, label in data["ring"]),
-            text=str(data["text"]),
-            title=str(data["title"]),
-            hops=int(data["hops"]),
-            has_finalizer=bool(data["has_finalizer"]),
-            count=int(data["count"]),
+            size=f.integer("size", minimum=1),
+            types=tuple(f.pairs("types", str, int)),
+            ring=tuple(f.pairs("ring", str, str)),
+            text=f.text("text"),
+            title=f.text("title"),
+            hops=f.integer("hops", minimum=0),
+            has_finalizer=f.flag("has_finalizer"),
+            count=f.integer("count", minimum=1),
         )
 
 
@@ -142,17 +145,26 @@ class CycleReport:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CycleReport:
-        try:
-            return cls(
-                cycles=tuple(Cycle.from_dict(c) for c in data["cycles"]),
-                garbage=int(data["garbage"]),
-                collections=int(data["collections"]),
-                uncollectable=tuple(str(t) for t in data.get("uncollectable", ())),
-                resurrected=tuple(str(t) for t in data.get("resurrected", ())),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a CycleReport dictionary: {exc!r}") from None
+    def from_dict(cls, data: object) -> CycleReport:
+        """Rebuild a report from :meth:`to_dict`; :class:`DataError` naming the field if malformed.
+
+        >>> CycleReport.from_dict({"cycles": [], "garbage": 0, "collections": 1}).total
+        0
+        >>> CycleReport.from_dict({"cycles": [], "garbage": -1, "collections": 1})
+        Traceback (most recent call last):
+            ...
+        leakscope.errors.DataError: garbage: must be an integer >= 0, not -1
+        """
+        f = Fields(data)
+        return cls(
+            cycles=tuple(
+                Cycle.from_dict(c, f"cycles[{i}]") for i, c in enumerate(f.items("cycles"))
+            ),
+            garbage=f.integer("garbage", minimum=0),
+            collections=f.integer("collections", minimum=0),
+            uncollectable=tuple(f.strings("uncollectable", optional=True)),
+            resurrected=tuple(f.strings("resurrected", optional=True)),
+        )
 
     def to_dot(self) -> str:
         """Graphviz DOT text, one ring per kind of cycle."""

@@ -30,10 +30,10 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeGuard
+from typing import Any
 
+from leakscope._fields import Fields
 from leakscope._format import format_duration_ns as _dur
-from leakscope.errors import SnapshotError
 
 __all__ = ["Advice", "GCMonitor", "GCReport", "GenerationStats", "gc_advice", "gc_monitor"]
 
@@ -108,23 +108,17 @@ class GenerationStats:
         return d
 
     @classmethod
-    def from_dict(cls, data: Any) -> GenerationStats:
-        if not isinstance(data, Mapping):
-            raise SnapshotError("generation statistics must be a mapping")
-        values: dict[str, Any] = {}
-        for name in _GEN_FIELDS:
-            value = data.get(name)
-            if not (value is None and name.startswith("interval_")) and not _is_int(value):
-                raise SnapshotError(
-                    f"generation field {name!r} must be an integer, got {value!r:.40}"
-                )
-            values[name] = value
-        hist = data.get("histogram", [])
-        if not isinstance(hist, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(_is_int(x) for x in p) for p in hist
-        ):
-            raise SnapshotError("generation 'histogram' must be a list of [ns, count] pairs")
-        return cls(**values, histogram=tuple((p[0], p[1]) for p in hist))
+    def from_dict(cls, data: object, where: str = "") -> GenerationStats:
+        """Rebuild from :meth:`to_dict`; :class:`DataError` naming the field if malformed."""
+        f = Fields(data, where)
+        values: dict[str, Any] = {
+            name: f.optional_integer(name, minimum=0)
+            if name == "interval_mean_ns"
+            else f.integer(name, minimum=0)
+            for name in _GEN_FIELDS
+        }
+        histogram = f.pairs("histogram", int, int, optional=True)
+        return cls(**values, histogram=tuple(histogram))
 
 
 _GEN_FIELDS = (
@@ -209,29 +203,26 @@ class GCReport:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> GCReport:
-        """Rebuild a report from :meth:`to_dict`; :class:`SnapshotError` if malformed."""
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise SnapshotError("not a leakscope GC report dictionary")
-        gens = data.get("generations")
-        thresholds = data.get("thresholds")
-        if not isinstance(gens, list):
-            raise SnapshotError("GC report 'generations' must be a list")
-        if not isinstance(thresholds, list) or not all(_is_int(t) for t in thresholds):
-            raise SnapshotError("GC report 'thresholds' must be a list of integers")
-        duration, freeze, enabled = (
-            data.get("duration_ns"),
-            data.get("freeze_count"),
-            data.get("enabled"),
-        )
-        if not _is_int(duration) or not _is_int(freeze) or not isinstance(enabled, bool):
-            raise SnapshotError("GC report 'duration_ns'/'freeze_count'/'enabled' are malformed")
+    def from_dict(cls, data: object) -> GCReport:
+        """Rebuild a report from :meth:`to_dict`; :class:`DataError` naming the field if malformed.
+
+        >>> GCReport.from_dict({"format": 1, "duration_ns": -5})
+        Traceback (most recent call last):
+            ...
+        leakscope.errors.DataError: duration_ns: must be an integer >= 0, not -5
+        """
+        f = Fields(data)
+        if f.value("format") != _FORMAT:
+            raise f.fail(f"must be {_FORMAT} (a leakscope GC report)", "format")
         return cls(
-            duration_ns=duration,
-            generations=tuple(GenerationStats.from_dict(g) for g in gens),
-            thresholds=tuple(thresholds),
-            enabled=enabled,
-            freeze_count=freeze,
+            duration_ns=f.integer("duration_ns", minimum=0),
+            generations=tuple(
+                GenerationStats.from_dict(g, f"generations[{i}]")
+                for i, g in enumerate(f.items("generations"))
+            ),
+            thresholds=tuple(f.integers("thresholds", minimum=0)),
+            enabled=f.flag("enabled"),
+            freeze_count=f.integer("freeze_count", minimum=0),
         )
 
     def __str__(self) -> str:
@@ -250,10 +241,6 @@ class GCReport:
                 f"  {_dur(g.pause_p99_ns):>10}  {_dur(g.pause_max_ns):>10}  {g.collected:>11,}"
             )
         return "\n".join(lines)
-
-
-def _is_int(x: object) -> TypeGuard[int]:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 # --------------------------------------------------------------------------------------

@@ -38,8 +38,9 @@ import time
 import tracemalloc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, Literal
 
+from leakscope._fields import Fields, is_int
 from leakscope._format import format_bytes as _size
 from leakscope._format import format_bytes_delta as _delta
 from leakscope._heap import PYTHON_VERSION, rss_bytes
@@ -61,7 +62,10 @@ __all__ = [
 _MiB = 1 << 20
 _FORMAT = 1  # version of the dictionaries written by ``to_dict``
 
-KINDS = ("python_objects", "allocator_retention", "native", "none")
+GrowthKind = Literal["python_objects", "allocator_retention", "native", "none"]
+"""What :attr:`MemoryGrowth.kind` can be."""
+
+KINDS: tuple[GrowthKind, ...] = ("python_objects", "allocator_retention", "native", "none")
 
 
 # --------------------------------------------------------------------------------------
@@ -156,16 +160,16 @@ class PymallocStats:
         return d
 
     @classmethod
-    def from_dict(cls, data: Any) -> PymallocStats:
-        if not isinstance(data, Mapping):
-            raise SnapshotError(f"pymalloc statistics must be a mapping, not {type(data).__name__}")
-        values = {name: _get_int(data, name, "pymalloc") for name in _PYMALLOC_INTS}
-        classes = data.get("size_classes", [])
-        if not isinstance(classes, list) or not all(
-            isinstance(c, list) and len(c) == 5 and all(_is_int(x) for x in c) for c in classes
-        ):
-            raise SnapshotError("pymalloc 'size_classes' must be a list of 5-integer lists")
-        return cls(**values, size_classes=tuple(SizeClass(*c) for c in classes))
+    def from_dict(cls, data: object, where: str = "pymalloc") -> PymallocStats:
+        """Rebuild from :meth:`to_dict`; :class:`SnapshotError` naming the field if malformed."""
+        f = Fields(data, where, SnapshotError)
+        values = {name: f.integer(name) for name in _PYMALLOC_INTS}
+        classes = []
+        for i, row in enumerate(f.items("size_classes", optional=True)):
+            if not (isinstance(row, list) and len(row) == 5 and all(is_int(x) for x in row)):
+                raise f.fail("must be a list of 5 integers", f"size_classes[{i}]")
+            classes.append(SizeClass(*row))
+        return cls(**values, size_classes=tuple(classes))
 
 
 _PYMALLOC_INTS = (
@@ -410,10 +414,10 @@ class MallocInfo:
         return {name: getattr(self, name) for name in _MALLOC_INTS}
 
     @classmethod
-    def from_dict(cls, data: Any) -> MallocInfo:
-        if not isinstance(data, Mapping):
-            raise SnapshotError(f"malloc information must be a mapping, not {type(data).__name__}")
-        return cls(**{name: _get_int(data, name, "malloc") for name in _MALLOC_INTS})
+    def from_dict(cls, data: object, where: str = "malloc") -> MallocInfo:
+        """Rebuild from :meth:`to_dict`; :class:`SnapshotError` naming the field if malformed."""
+        f = Fields(data, where, SnapshotError)
+        return cls(**{name: f.integer(name) for name in _MALLOC_INTS})
 
 
 _MALLOC_INTS = ("heap_bytes", "mmap_bytes", "in_use_bytes", "free_bytes", "releasable_bytes")
@@ -587,37 +591,30 @@ class MemoryBreakdown:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> MemoryBreakdown:
-        """Rebuild a breakdown from :meth:`to_dict`; :class:`SnapshotError` if malformed."""
-        if not isinstance(data, Mapping):
-            raise SnapshotError(f"a memory breakdown must be a mapping, not {type(data).__name__}")
-        if data.get("format") != _FORMAT:
-            raise SnapshotError(f"unknown memory breakdown format {data.get('format')!r}")
-        timestamp = data.get("timestamp")
-        if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
-            raise SnapshotError("memory breakdown 'timestamp' must be a number")
-        python = data.get("python")
-        if not isinstance(python, str):
-            raise SnapshotError("memory breakdown 'python' must be a string")
-        optional = {name: _get_optional_int(data, name) for name in _BREAKDOWN_OPTIONAL_INTS}
-        gc_data = data.get("gc", {})
+    def from_dict(cls, data: object, where: str = "") -> MemoryBreakdown:
+        """Rebuild a breakdown from :meth:`to_dict`; :class:`SnapshotError` naming the field.
+
+        ``where`` is the breakdown's path in a larger document (``memory`` in a snapshot).
+        """
+        f = Fields(data, where, SnapshotError)
+        if f.data.get("format") != _FORMAT:
+            raise f.fail(f"unknown memory breakdown format {f.data.get('format')!r:.40}", "format")
+        gc_data = f.value("gc") if f.has("gc") else {}
         if not isinstance(gc_data, dict):
-            raise SnapshotError("memory breakdown 'gc' must be a mapping")
-        unavailable = data.get("unavailable", {})
-        if not isinstance(unavailable, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in unavailable.items()
-        ):
-            raise SnapshotError("memory breakdown 'unavailable' must map strings to strings")
-        pym = data.get("pymalloc")
-        mal = data.get("malloc")
+            raise f.fail("must be a mapping", "gc")
+        unavailable = f.sub("unavailable").data if f.has("unavailable") else {}
+        for key, reason in unavailable.items():
+            if not isinstance(key, str) or not isinstance(reason, str):
+                raise f.fail("must map strings to strings", "unavailable")
+        pym, mal = f.data.get("pymalloc"), f.data.get("malloc")
         return cls(
-            timestamp=float(timestamp),
-            python=python,
-            **optional,
-            allocated_blocks=_get_int(data, "allocated_blocks", "memory breakdown"),
-            pymalloc=None if pym is None else PymallocStats.from_dict(pym),
-            malloc=None if mal is None else MallocInfo.from_dict(mal),
-            gc=_copy_json(gc_data),
+            timestamp=f.number("timestamp"),
+            python=f.text("python"),
+            **{name: f.optional_integer(name) for name in _BREAKDOWN_OPTIONAL_INTS},
+            allocated_blocks=f.integer("allocated_blocks"),
+            pymalloc=None if pym is None else PymallocStats.from_dict(pym, f.path("pymalloc")),
+            malloc=None if mal is None else MallocInfo.from_dict(mal, f.path("malloc")),
+            gc=_copy_json(gc_data, f.path("gc")),
             unavailable=dict(unavailable),
         )
 
@@ -754,7 +751,7 @@ class MemoryGrowth:
     Byte components are ``None`` where a source was unavailable in either reading.
     """
 
-    kind: str
+    kind: GrowthKind
     seconds: float
     rss: int | None
     python_objects: int | None
@@ -786,44 +783,25 @@ class MemoryGrowth:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> MemoryGrowth:
-        """Rebuild from :meth:`to_dict`; :class:`SnapshotError` if malformed."""
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise SnapshotError("not a leakscope memory growth dictionary")
-        try:
-            kind = data["kind"]
-            if kind not in KINDS:
-                raise SnapshotError(f"unknown memory growth kind {kind!r}")
-            gc_data = data.get("gc", {})
-            if not isinstance(gc_data, dict) or not all(
-                isinstance(v, list) and all(_is_int(x) for x in v) for v in gc_data.values()
-            ):
-                raise SnapshotError("memory growth 'gc' must map names to integer lists")
-            caveats = data.get("caveats", [])
-            if not isinstance(caveats, list) or not all(isinstance(c, str) for c in caveats):
-                raise SnapshotError("memory growth 'caveats' must be a list of strings")
-            seconds, utilization = data["seconds"], data["utilization"]
-            if not isinstance(seconds, (int, float)) or not (
-                utilization is None or isinstance(utilization, (int, float))
-            ):
-                raise SnapshotError("memory growth 'seconds'/'utilization' must be numbers")
-            explanation, traced = data["explanation"], data["traced"]
-            if not isinstance(explanation, str) or not isinstance(traced, bool):
-                raise SnapshotError("memory growth 'explanation'/'traced' have the wrong type")
-            return cls(
-                kind=kind,
-                seconds=float(seconds),
-                **{name: _get_optional_int(data, name) for name in _GROWTH_OPTIONAL_INTS},
-                allocated_blocks=_get_int(data, "allocated_blocks", "memory growth"),
-                min_bytes=_get_int(data, "min_bytes", "memory growth"),
-                utilization=None if utilization is None else float(utilization),
-                traced=traced,
-                gc={str(k): list(v) for k, v in gc_data.items()},
-                explanation=explanation,
-                caveats=tuple(caveats),
-            )
-        except KeyError as e:
-            raise SnapshotError(f"memory growth dictionary lacks {e.args[0]!r}") from None
+    def from_dict(cls, data: object, where: str = "") -> MemoryGrowth:
+        """Rebuild from :meth:`to_dict`; :class:`SnapshotError` naming the field if malformed."""
+        f = Fields(data, where, SnapshotError)
+        if f.data.get("format") != _FORMAT:
+            raise f.fail("not a leakscope memory growth dictionary", "format")
+        kind: GrowthKind = f.choice("kind", KINDS)  # type: ignore[assignment]
+        gc_data = f.sub("gc") if f.has("gc") else Fields({}, f.path("gc"), SnapshotError)
+        return cls(
+            kind=kind,
+            seconds=f.number("seconds"),
+            **{name: f.optional_integer(name) for name in _GROWTH_OPTIONAL_INTS},
+            allocated_blocks=f.integer("allocated_blocks"),
+            min_bytes=f.integer("min_bytes"),
+            utilization=f.optional_number("utilization"),
+            traced=f.flag("traced"),
+            gc={str(k): gc_data.integers(str(k)) for k in gc_data.data},
+            explanation=f.text("explanation"),
+            caveats=tuple(f.strings("caveats", optional=True)),
+        )
 
     def __str__(self) -> str:
         label = {
@@ -945,11 +923,16 @@ def _classify(
         )
 
     retention = None if pym_ret is None and mal_ret is None else (pym_ret or 0) + (mal_ret or 0)
-    candidates = {"python_objects": python, "allocator_retention": retention, "native": native}
+    candidates: dict[GrowthKind, int | None] = {
+        "python_objects": python,
+        "allocator_retention": retention,
+        "native": native,
+    }
     if d_rss is not None and d_rss < min_bytes:
         # Retention and native memory explain RSS growth: without any, they are noise.
         candidates = {"python_objects": python}
-    kind, size = "none", min_bytes - 1
+    kind: GrowthKind = "none"
+    size = min_bytes - 1
     for name, value in candidates.items():
         if value is not None and value > size:
             kind, size = name, value
@@ -1036,36 +1019,16 @@ def _with_explanation(g: MemoryGrowth, after: MemoryBreakdown) -> MemoryGrowth:
 # helpers
 
 
-def _is_int(x: object) -> TypeGuard[int]:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _get_int(data: Mapping[str, Any], name: str, what: str) -> int:
-    value = data.get(name)
-    if not _is_int(value):
-        raise SnapshotError(f"{what} field {name!r} must be an integer, got {value!r:.40}")
-    return int(value)
-
-
-def _get_optional_int(data: Mapping[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not _is_int(value):
-        raise SnapshotError(f"field {name!r} must be an integer or null, got {value!r:.40}")
-    return int(value)
-
-
-def _copy_json(value: Any, depth: int = 0) -> Any:
+def _copy_json(value: Any, where: str = "gc", depth: int = 0) -> Any:
     """A deep copy of JSON data (dicts with str keys, lists, numbers, strings, bools, None)."""
     if depth > 10:
-        raise SnapshotError("memory breakdown data nested too deeply")
+        raise SnapshotError("memory breakdown data nested too deeply", field=where)
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise SnapshotError("memory breakdown mappings must have string keys")
-        return {k: _copy_json(v, depth + 1) for k, v in value.items()}
+            raise SnapshotError("memory breakdown mappings must have string keys", field=where)
+        return {k: _copy_json(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_copy_json(v, depth + 1) for v in value]
+        return [_copy_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    raise SnapshotError(f"unexpected {type(value).__name__} in memory breakdown data")
+    raise SnapshotError(f"unexpected {type(value).__name__} in memory breakdown data", field=where)

@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from leakscope._fields import Fields
 from leakscope._heap import object_type_name
 from leakscope._refgraph import RetentionPath, caller_frame, search
-from leakscope.errors import LeakError
+from leakscope.errors import DataError, LeakError
 
 __all__ = [
     "CollectionWatch",
@@ -42,11 +43,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-ROOTED = "rooted"
-GARBAGE = "garbage"
-REFCOUNT = "refcount"
-UNREFERENCED = "unreferenced"
-_STATUSES = (ROOTED, GARBAGE, REFCOUNT, UNREFERENCED)
+Status = Literal["rooted", "garbage", "refcount", "unreferenced"]
+"""What :attr:`Retention.status` can be."""
+
+ROOTED: Status = "rooted"
+GARBAGE: Status = "garbage"
+REFCOUNT: Status = "refcount"
+UNREFERENCED: Status = "unreferenced"
+_STATUSES: tuple[Status, ...] = (ROOTED, GARBAGE, REFCOUNT, UNREFERENCED)
 
 # 3.12+ immortal objects report a refcount near 2**32 (2**30 on some builds).
 _IMMORTAL = 1 << 29
@@ -64,7 +68,7 @@ class Retention:
     """
 
     target_type: str
-    status: str
+    status: Status
     paths: tuple[RetentionPath, ...]
     refcount: int
 
@@ -110,19 +114,30 @@ class Retention:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Retention:
-        try:
-            status = data["status"]
-            if status not in _STATUSES:
-                raise ValueError(f"unknown status {status!r}")
-            return cls(
-                target_type=str(data["target_type"]),
-                status=status,
-                paths=tuple(RetentionPath.from_dict(p) for p in data["paths"]),
-                refcount=int(data["refcount"]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a Retention dictionary: {exc!r}") from None
+    def from_dict(cls, data: object) -> Retention:
+        """Rebuild from :meth:`to_dict`; :class:`DataError` naming the field if malformed.
+
+        >>> Retention.from_dict({"target_type": "app.Item", "status": "lost",
+        ...                      "refcount": 2, "paths": []})
+        Traceback (most recent call last):
+            ...
+        leakscope.errors.DataError: status: must be one of garbage, refcount, rooted, unreferenced, not 'lost'
+        """
+        f = Fields(data)
+        status: Status = f.choice("status", _STATUSES)  # type: ignore[assignment]
+        paths = []
+        for i, p in enumerate(f.items("paths")):
+            # RetentionPath (in _refgraph) raises ValueError naming what is wrong.
+            try:
+                paths.append(RetentionPath.from_dict(p))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise DataError(f"not a retention path ({exc})", field=f"paths[{i}]") from None
+        return cls(
+            target_type=f.text("target_type"),
+            status=status,
+            paths=tuple(paths),
+            refcount=f.integer("refcount", minimum=0),
+        )
 
     def to_dot(self) -> str:
         """Graphviz DOT text: roots at the top, the object at the bottom."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _support import run_python_json
 
-from leakscope.errors import SnapshotError
+from leakscope.errors import DataError
 from leakscope.gcmonitor import (
     MIN_COLLECTIONS,
     Advice,
@@ -266,16 +266,27 @@ def test_report_round_trips_and_rejects_malformed_input() -> None:
     r = monitor.report()
     again = GCReport.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again == r
-    for bad in (
-        [],
-        {**r.to_dict(), "format": 2},
-        {**r.to_dict(), "thresholds": "700"},
-        {**r.to_dict(), "enabled": 1},
-        {**r.to_dict(), "generations": [{"generation": "0"}]},
-        {**r.to_dict(), "generations": [{**r.generations[0].to_dict(), "histogram": [[1]]}]},
+    first = r.generations[0].to_dict()
+    for bad, field in (
+        ([], ""),
+        ({**r.to_dict(), "format": 2}, "format"),
+        ({**r.to_dict(), "thresholds": "700"}, "thresholds"),
+        ({**r.to_dict(), "thresholds": [700, -1]}, "thresholds[1]"),
+        ({**r.to_dict(), "enabled": 1}, "enabled"),
+        ({**r.to_dict(), "generations": [{"generation": "0"}]}, "generations[0].generation"),
+        (
+            {**r.to_dict(), "generations": [{**first, "histogram": [[1]]}]},
+            "generations[0].histogram[0]",
+        ),
+        (
+            {**r.to_dict(), "generations": [first, {**first, "pause_max_ns": None}]},
+            "generations[1].pause_max_ns",
+        ),
     ):
-        with pytest.raises(SnapshotError):
+        with pytest.raises(DataError) as info:
             GCReport.from_dict(bad)
+        assert info.value.field == field, (bad, str(info.value))
+        assert not isinstance(info.value, (KeyError, TypeError))
 
 
 # --------------------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def test_breakdown_round_trips_through_json() -> None:
     ("mutate", "message"),
     [
         (lambda d: d.update(format=99), "format"),
-        (lambda d: d.update(rss="12"), "'rss'"),
+        (lambda d: d.update(rss="12"), "rss: must be an integer"),
         (lambda d: d.update(allocated_blocks=None), "allocated_blocks"),
         (lambda d: d.update(pymalloc={"arenas": 1}), "pymalloc"),
         (lambda d: d.update(malloc=[1, 2]), "malloc"),
@@ -306,12 +306,17 @@ def test_growth_round_trips_and_validates() -> None:
     assert again == growth
     bad = growth.to_dict()
     bad["kind"] = "leak-ish"
-    with pytest.raises(SnapshotError, match="unknown memory growth kind"):
+    with pytest.raises(SnapshotError, match="kind: must be one of") as info:
         MemoryGrowth.from_dict(bad)
+    assert info.value.field == "kind"
     bad = growth.to_dict()
     del bad["explanation"]
-    with pytest.raises(SnapshotError, match="lacks 'explanation'"):
+    with pytest.raises(SnapshotError, match="explanation: missing"):
         MemoryGrowth.from_dict(bad)
+    bad = {**growth.to_dict(), "gc": {"gen0": [1, "2"]}}
+    with pytest.raises(SnapshotError) as info:
+        MemoryGrowth.from_dict(bad)
+    assert info.value.field == "gc.gen0[1]"
 
 
 @pytest.mark.version_sensitive

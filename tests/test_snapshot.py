@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _support import run_python_json
@@ -388,14 +389,21 @@ def test_truncated_file_is_rejected(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda d: d.pop("types"), "missing field 'types'"),
-        (lambda d: d.__setitem__("types", {"dict": -4}), "non-negative integer"),
-        (lambda d: d.__setitem__("types", {"dict": "many"}), "non-negative integer"),
-        (lambda d: d.__setitem__("blocks", True), "wrong type"),
+        (lambda d: d.pop("types"), "types: missing"),
+        (lambda d: d.__setitem__("types", {"dict": -4}), r"types\.dict: must be an integer >= 0"),
+        (lambda d: d.__setitem__("types", {"dict": "many"}), "types.dict: must be an integer"),
+        (lambda d: d.__setitem__("blocks", True), "blocks: must be an integer"),
         (lambda d: d.__setitem__("containers", {"m:x": 5}), r"\[type name, length\]"),
-        (lambda d: d["gc"].pop("thresholds"), "missing field 'gc.thresholds'"),
-        (lambda d: d.__setitem__("time", "yesterday"), "wrong type"),
-        (lambda d: d.__setitem__("rss", -1), "non-negative"),
+        (lambda d: d["gc"].pop("thresholds"), "gc.thresholds: missing"),
+        (lambda d: d["gc"].__setitem__("counts", [1, -2]), r"gc\.counts\[1\]: must be"),
+        (lambda d: d.__setitem__("time", "yesterday"), "time: must be a number"),
+        (lambda d: d.__setitem__("rss", -1), "rss: must be an integer >= 0"),
+        (
+            lambda d: (
+                d["memory"].__setitem__("rss", "x") if d["memory"] else d.__setitem__("memory", [])
+            ),
+            "memory",
+        ),
     ],
 )
 def test_corrupt_fields_are_rejected_not_half_loaded(
@@ -403,8 +411,9 @@ def test_corrupt_fields_are_rejected_not_half_loaded(
 ) -> None:
     data = _valid(tmp_path)
     mutate(data)  # type: ignore[operator]
-    with pytest.raises(SnapshotError, match=reason):
+    with pytest.raises(SnapshotError, match=reason) as info:
         Snapshot.from_dict(data)
+    assert info.value.field and str(info.value).startswith(info.value.field)
     path = tmp_path / "corrupt.json"
     path.write_text(json.dumps(data))
     with pytest.raises(SnapshotError, match=reason):
@@ -545,3 +554,91 @@ def test_saving_a_snapshot_leaves_nothing_for_the_next_diff(tmp_path: Path) -> N
         """
     )
     assert out == []
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _documents() -> dict[str, tuple[Any, dict[str, Any]]]:
+    """A valid to_dict() document of every data class whose from_dict validates."""
+    from leakscope import (
+        CycleReport,
+        GCReport,
+        MemoryGrowth,
+        Retention,
+        find_cycles,
+        gc_advice,  # noqa: F401  (imported for the lazy package)
+        gc_monitor,
+    )
+    from leakscope.memory import MemoryBreakdown, memory_breakdown
+    from leakscope.retention import why_alive
+
+    with gc_monitor() as monitor:
+        gc.collect()
+    before = memory_breakdown()
+    keep = [[i] for i in range(1000)]
+    growth = memory_breakdown() - before
+    cycles = find_cycles(_Cyclic)
+    assert cycles.cycles
+    held = Leaf()
+    _HELD.append(held)
+    retention = why_alive(held)
+    _HELD.clear()
+    del keep
+    return {
+        "Snapshot": (Snapshot, snapshot().to_dict()),
+        "MemoryBreakdown": (MemoryBreakdown, before.to_dict()),
+        "MemoryGrowth": (MemoryGrowth, growth.to_dict()),
+        "GCReport": (GCReport, monitor.report().to_dict()),
+        "CycleReport": (CycleReport, cycles.to_dict()),
+        "Retention": (Retention, retention.to_dict()),
+    }
+
+
+_HELD: list[object] = []
+_BAD_VALUES: tuple[object, ...] = (None, "x", -1, 1.5, True, [], {}, [["a"]], {"k": object()})
+
+
+def _paths(value: Any, where: str = "") -> Any:
+    """(path, container, key) of a JSON document, depth first (25 entries per level)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, inner in list(items)[:25]:
+        path = (
+            f"{where}.{key}"
+            if isinstance(key, str) and where
+            else (key if isinstance(key, str) else f"{where}[{key}]")
+        )
+        yield path, value, key
+        if isinstance(inner, (dict, list)):
+            yield from _paths(inner, path)
+
+
+def test_every_from_dict_rejects_bad_fields_with_a_data_error_naming_the_field() -> None:
+    from leakscope.errors import DataError
+
+    checked = 0
+    for name, (cls, document) in _documents().items():
+        assert cls.from_dict(json.loads(json.dumps(document))) is not None, name
+        for path, _, _ in list(_paths(document)):
+            for bad in (*_BAD_VALUES, "missing"):
+                data = json.loads(json.dumps(document))
+                container, key = next((c, k) for p, c, k in _paths(data) if p == path)
+                if bad == "missing":
+                    if isinstance(container, list):
+                        continue
+                    del container[key]
+                else:
+                    container[key] = bad
+                try:
+                    cls.from_dict(data)
+                except DataError as exc:
+                    checked += 1
+                    assert exc.field, (name, path, bad, str(exc))
+                    # The field named is the one changed, or the list or mapping holding it.
+                    top = exc.field.split(".")[0].split("[")[0]
+                    assert path.startswith(top), (name, path, bad, exc.field)
+                except Exception as exc:  # pragma: no cover - the failure this test is for
+                    raise AssertionError(f"{name}.from_dict: {path} = {bad!r}: {exc!r}") from exc
+    assert checked > 500

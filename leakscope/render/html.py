@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from leakscope._files import atomic_write
 from leakscope._format import BYTE_UNITS, format_bytes, format_bytes_delta
+from leakscope.errors import DataError
 from leakscope.render import svg
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _fail(field: str, problem: str) -> ValueError:
-    return ValueError(f"not a leakscope run report: field {field!r} {problem}")
+def _fail(field: str, problem: str) -> DataError:
+    return DataError(f"not a leakscope run report: field {field!r} {problem}", field=field)
 
 
 def _is_num(value: object) -> bool:
@@ -88,7 +89,7 @@ def _is_num(value: object) -> bool:
 def _check(data: object) -> Mapping[str, Any]:
     """``data`` if it has the shape of a ``leakscope run`` report; ``ValueError`` naming the field."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"a leakscope run report is a dict, not {type(data).__name__}")
+        raise DataError(f"a leakscope run report is a dict, not {type(data).__name__}")
     if data.get("format") != "leakscope.run":
         raise _fail("format", "must be 'leakscope.run'")
     if data.get("version") != 1:
