@@ -58,6 +58,7 @@ class SampleRef(weakref.ref):  # type: ignore[type-arg]
 def type_name(tp: type) -> str:
     """The qualified name of a type: ``module.Qualname``; builtins bare (``dict``).
 
+    >>> from collections import Counter
     >>> type_name(dict), type_name(Counter)
     ('dict', 'collections.Counter')
     """

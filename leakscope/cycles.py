@@ -3,13 +3,21 @@
 :func:`find_cycles` runs a collection with ``gc.DEBUG_SAVEALL`` (and a
 ``gc.callbacks`` hook) so that the objects the collector finds are kept for a
 moment, groups them into strongly connected components and reports each kind of
-cycle once, with a count::
+cycle once, with a count:
 
-    >>> report = find_cycles(build_tree)                     # doctest: +SKIP
-    >>> print(report)                                        # doctest: +SKIP
-    500 reference cycles in 1,000 garbage objects
-      Node <-> Node: 500 cycles of 2 objects (Node x2)
-          Node.parent -> Node.children[0] -> Node
+    >>> class Node:
+    ...     __module__ = "app"
+    ...     def __init__(self, parent=None):
+    ...         self.parent, self.children = parent, []
+    ...         if parent is not None:
+    ...             parent.children.append(self)
+    >>> def build_tree():
+    ...     for _ in range(500):
+    ...         Node(Node())
+    >>> print(find_cycles(build_tree))
+    500 reference cycles in 2,000 garbage objects
+      Node <-> Node: 500 cycles of 3 objects (app.Node x2, list)
+        Node.children[0] -> Node.parent -> Node
 
 Since PEP 442 cycles with ``__del__`` are collected and ``gc.garbage`` stays
 empty, so reading ``gc.garbage`` alone finds nothing; ``DEBUG_SAVEALL`` sees them.

@@ -7,10 +7,14 @@
   and explain with ``why_alive`` paths when they do not.
 * :func:`sizeof` measures an object, deeply when ``pympler`` is installed.
 
->>> import leakscope
->>> print(leakscope.why_alive(obj))          # doctest: +SKIP
+>>> import sys, types, leakscope
+>>> app = sys.modules["app"] = types.ModuleType("app")
+>>> User = type("User", (), {"__module__": "app"})
+>>> app.cache = {"user:42": [None, None, None, User()]}
+>>> print(leakscope.why_alive(app.cache["user:42"][3]))
 app.User object is kept alive by:
   sys.modules['app'].cache['user:42'][3]
+>>> del sys.modules["app"]
 """
 
 from __future__ import annotations
@@ -238,9 +242,13 @@ def why_alive(obj: object, *, max_depth: int = 20, max_paths: int = 3) -> Retent
     The caller's own variables holding ``obj`` are not reported.  Nothing is
     collected and no user code runs; the result holds no reference to ``obj``.
 
-    >>> print(why_alive(app.cache["user:42"][3]))        # doctest: +SKIP
-    app.User object is kept alive by:
-      sys.modules['app'].cache['user:42'][3]
+    >>> import sys, types
+    >>> plugins = sys.modules["plugins"] = types.ModuleType("plugins")
+    >>> plugins.handlers = [bytearray(8)]
+    >>> print(why_alive(plugins.handlers[0]))
+    bytearray object is kept alive by:
+      sys.modules['plugins'].handlers[0]
+    >>> del sys.modules["plugins"]
     """
     rc = sys.getrefcount(obj)
     return _analyze(
@@ -396,10 +404,13 @@ class CollectionWatch:
 def expect_collected(*, msg: str | None = None) -> Iterator[CollectionWatch]:
     """Check that every object added to the watch is collected when the block ends.
 
-    >>> with expect_collected() as watch:             # doctest: +SKIP
-    ...     conn = watch.add(connect())
+    >>> import io
+    >>> with expect_collected() as watch:
+    ...     conn = watch.add(io.BytesIO(b"data"))
     ...     conn.close()
     ...     del conn
+    >>> len(watch)
+    1
     """
     watch = CollectionWatch(msg)
     yield watch
