@@ -82,6 +82,7 @@ def test_top_level_help_lists_the_commands() -> None:
 # -- run ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_finds_a_leaking_cache_and_names_its_holder(tmp_path: Path) -> None:
     script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
     result = run_cli("run", "--interval", "0.05", str(script), "0.6", "extra")
@@ -92,6 +93,7 @@ def test_run_finds_a_leaking_cache_and_names_its_holder(tmp_path: Path) -> None:
     assert "Verdict: LEAK" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_json_is_the_contract_d_document(tmp_path: Path) -> None:
     script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
     result = run_cli("run", "--json", "--interval", "0.05", str(script), "0.6")
@@ -123,6 +125,7 @@ def test_run_json_is_the_contract_d_document(tmp_path: Path) -> None:
     assert data["cycles"] is not None
 
 
+@pytest.mark.slow
 def test_run_a_clean_program_is_clean(tmp_path: Path) -> None:
     script = _script(tmp_path, "clean.py", CLEAN_SCRIPT)
     result = run_cli("run", "--json", "--interval", "0.05", str(script), "0.6")
@@ -160,6 +163,7 @@ def test_run_a_clean_program_is_clean(tmp_path: Path) -> None:
     ],
     ids=["imports", "bounded-cache"],
 )
+@pytest.mark.slow
 def test_run_no_false_alarm(tmp_path: Path, source: str) -> None:
     script = _script(tmp_path, "prog.py", source)
     result = run_cli("run", "--json", "--interval", "0.05", str(script), "0.8")
@@ -169,6 +173,7 @@ def test_run_no_false_alarm(tmp_path: Path, source: str) -> None:
     assert result.returncode == 0
 
 
+@pytest.mark.slow
 def test_run_too_short_for_a_trend_says_growth_not_leak(tmp_path: Path) -> None:
     script = _script(tmp_path, "burst.py", "keep = [[i] for i in range(40_000)]\n")
     result = run_cli("run", str(script))
@@ -178,6 +183,7 @@ def test_run_too_short_for_a_trend_says_growth_not_leak(tmp_path: Path) -> None:
     assert _last_json(run_cli("run", "--json", str(script)).stdout)["verdict"] == "growth"
 
 
+@pytest.mark.slow
 def test_run_shows_a_live_progress_line_on_a_terminal_only(tmp_path: Path) -> None:
     script = _script(tmp_path, "clean.py", CLEAN_SCRIPT)
     primary, secondary = pty.openpty()
@@ -213,6 +219,7 @@ def test_run_shows_a_live_progress_line_on_a_terminal_only(tmp_path: Path) -> No
     assert "[leakscope]" not in piped.stderr
 
 
+@pytest.mark.slow
 def test_run_module(tmp_path: Path) -> None:
     pkg = tmp_path / "leakyapp"
     pkg.mkdir()
@@ -224,6 +231,7 @@ def test_run_module(tmp_path: Path) -> None:
     assert "Verdict: LEAK" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_a_script_that_raises_shows_its_traceback_and_still_reports(tmp_path: Path) -> None:
     script = _script(
         tmp_path,
@@ -244,6 +252,7 @@ def test_run_a_script_that_raises_shows_its_traceback_and_still_reports(tmp_path
     assert "RuntimeError: the database is gone" in data["error"]
 
 
+@pytest.mark.slow
 def test_run_passes_the_programs_exit_code_through(tmp_path: Path) -> None:
     script = _script(tmp_path, "exit3.py", "import sys\nsys.exit(3)\n")
     result = run_cli("run", str(script))
@@ -251,6 +260,7 @@ def test_run_passes_the_programs_exit_code_through(tmp_path: Path) -> None:
     assert "exit code 3" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_ctrl_c_still_reports_and_exits_130(tmp_path: Path) -> None:
     script = _script(
         tmp_path,
@@ -302,6 +312,7 @@ def test_run_ctrl_c_still_reports_and_exits_130(tmp_path: Path) -> None:
         assert "interrupted" in html.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_run_html_writes_the_report(tmp_path: Path) -> None:
     pytest.importorskip("leakscope.report.html", reason="the HTML report (engineer H) not landed")
     script = _script(tmp_path, "leaky.py", LEAKY_SCRIPT)
@@ -489,6 +500,7 @@ def test_report_bad_directories(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_run_waits_for_the_programs_threads(tmp_path: Path) -> None:
     script = _script(
         tmp_path,
@@ -521,6 +533,7 @@ def test_check_a_function_that_raises_has_no_verdict(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_run_passes_option_like_arguments_to_the_program(tmp_path: Path) -> None:
     _script(tmp_path, "echo_args.py", "import sys\nprint('ARGS', sys.argv[1:])\n")
     for args, expected in [

@@ -64,6 +64,7 @@ def test_snippet_marker_is_found() -> None:
 @pytest.mark.parametrize(
     "code", [c for _, _, c in SNIPPETS], ids=[f"{p}#{i}" for p, i, _ in SNIPPETS]
 )
+@pytest.mark.slow
 def test_snippet_runs(code: str) -> None:
     run_python(code, timeout=60)
 

@@ -334,6 +334,8 @@ def test_render_run_minimal_clean_run(tmp_path: Path) -> None:
 SCREENSHOT = PROJECT_ROOT / "docs" / "images" / "report.png"
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_report_in_headless_browser(run_data: dict[str, Any], tmp_path: Path) -> None:
     """The written page as a browser shows it: verdict, charts and cycle graph visible, offline.
 
