@@ -30,12 +30,20 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from leakscope._fields import Fields
 from leakscope._format import format_duration_ns as _dur
 
-__all__ = ["Advice", "GCMonitor", "GCReport", "GenerationStats", "gc_advice", "gc_monitor"]
+__all__ = [
+    "Advice",
+    "AdviceKind",
+    "GCMonitor",
+    "GCReport",
+    "GenerationStats",
+    "gc_advice",
+    "gc_monitor",
+]
 
 _GENERATIONS = 3
 _SUB = 2  # 2**_SUB buckets per power of two: a bucket is at most 25% wide
@@ -134,6 +142,19 @@ _GEN_FIELDS = (
 )
 
 
+AdviceKind = Literal[
+    "insufficient_data",
+    "raise_threshold",
+    "garbage_warning",
+    "freeze",
+    "disable_gc",
+    "uncollectable",
+    "collector_disabled",
+    "no_change",
+]
+"""What :attr:`Advice.kind` can be."""
+
+
 @dataclass(frozen=True)
 class Advice:
     """One suggestion from :func:`gc_advice`: its ``kind``, the message, and the figures behind it.
@@ -142,7 +163,7 @@ class Advice:
     ``freeze``, ``disable_gc``, ``uncollectable``, ``collector_disabled``, ``no_change``.
     """
 
-    kind: str
+    kind: AdviceKind
     message: str
     evidence: tuple[tuple[str, float | int | str], ...] = ()
 
@@ -449,140 +470,179 @@ def gc_advice(report: GCReport) -> list[Advice]:
     if not isinstance(report, GCReport):
         raise TypeError(f"gc_advice() needs a GCReport, not {type(report).__name__}")
     seconds = report.duration_ns / 1e9
-    total = report.collections
-    if total < MIN_COLLECTIONS or seconds <= 0:
-        return [
-            Advice(
-                "insufficient_data",
-                f"Only {total} collection(s) observed in {seconds:.2f} s: nothing can be"
-                f" advised yet (at least {MIN_COLLECTIONS} are needed). Monitor a longer,"
-                " representative stretch of the workload.",
-                (("collections", total), ("seconds", round(seconds, 3))),
-            )
-        ]
+    if report.collections < MIN_COLLECTIONS or seconds <= 0:
+        return [_insufficient_data(report.collections, seconds)]
+    out = [
+        *_threshold_advice(report, seconds),
+        *_freeze_advice(report),
+        *_disable_advice(report, seconds),
+        *_uncollectable_advice(report),
+        *_collector_disabled_advice(report),
+    ]
+    return out or [_no_change(report, seconds)]
+
+
+def _insufficient_data(total: int, seconds: float) -> Advice:
+    return Advice(
+        "insufficient_data",
+        f"Only {total} collection(s) observed in {seconds:.2f} s: nothing can be"
+        f" advised yet (at least {MIN_COLLECTIONS} are needed). Monitor a longer,"
+        " representative stretch of the workload.",
+        (("collections", total), ("seconds", round(seconds, 3))),
+    )
+
+
+def _threshold_advice(report: GCReport, seconds: float) -> list[Advice]:
+    """Frequent, cheap gen-0 collections: raise the first threshold (and warn of garbage)."""
     out: list[Advice] = []
-    gens = report.generations
-    g0 = gens[0]
+    g0 = report.generations[0]
     threshold0 = report.thresholds[0] if report.thresholds else 0
     rate0 = g0.collections / seconds
     fraction = report.gc_fraction
-    if (
+    if not (
         g0.collections >= MIN_COLLECTIONS
         and rate0 >= FREQUENT_GEN0_PER_S
         and g0.pause_p50_ns < CHEAP_GEN0_P50_NS
         and threshold0 > 0
     ):
-        factor = max(2, min(MAX_THRESHOLD_FACTOR, round(rate0 / TARGET_GEN0_PER_S)))
-        new = threshold0 * factor
-        rest = ", ".join(str(t) for t in report.thresholds[1:])
-        call = f"gc.set_threshold({new}{', ' + rest if rest else ''})"
-        garbage_per = g0.collected / g0.collections
+        return out
+    factor = max(2, min(MAX_THRESHOLD_FACTOR, round(rate0 / TARGET_GEN0_PER_S)))
+    new = threshold0 * factor
+    rest = ", ".join(str(t) for t in report.thresholds[1:])
+    call = f"gc.set_threshold({new}{', ' + rest if rest else ''})"
+    garbage_per = g0.collected / g0.collections
+    out.append(
+        Advice(
+            "raise_threshold",
+            f"Generation 0 was collected {g0.collections:,} times in {seconds:.2f} s"
+            f" ({rate0:,.0f}/s, every {_dur(g0.interval_mean_ns or 0)} on average) with a"
+            f" median pause of {_dur(g0.pause_p50_ns)}; the collector spent"
+            f" {_dur(report.pause_total_ns)} ({fraction:.2%} of the time). Frequent, cheap"
+            f" collections mostly pay a fixed cost and promote short-lived objects to"
+            f" older generations: raising the first threshold from {threshold0} to {new}"
+            f" ({call}) would cut gen-0 collections about {factor}-fold.",
+            (
+                ("gen0_collections", g0.collections),
+                ("gen0_per_second", round(rate0, 1)),
+                ("gen0_p50_pause_ns", g0.pause_p50_ns),
+                ("gc_fraction", round(fraction, 5)),
+                ("threshold0", threshold0),
+                ("suggested_threshold0", new),
+            ),
+        )
+    )
+    if garbage_per >= GARBAGE_WARNING_OBJECTS:
         out.append(
             Advice(
-                "raise_threshold",
-                f"Generation 0 was collected {g0.collections:,} times in {seconds:.2f} s"
-                f" ({rate0:,.0f}/s, every {_dur(g0.interval_mean_ns or 0)} on average) with a"
-                f" median pause of {_dur(g0.pause_p50_ns)}; the collector spent"
-                f" {_dur(report.pause_total_ns)} ({fraction:.2%} of the time). Frequent, cheap"
-                f" collections mostly pay a fixed cost and promote short-lived objects to"
-                f" older generations: raising the first threshold from {threshold0} to {new}"
-                f" ({call}) would cut gen-0 collections about {factor}-fold.",
+                "garbage_warning",
+                f"Each gen-0 collection found {garbage_per:,.0f} objects of cyclic garbage on"
+                f" average ({g0.collected:,} in {g0.collections:,} collections). With a"
+                f" threshold {factor} times higher, up to ~{garbage_per * factor:,.0f}"
+                " unreachable objects would wait between collections: check peak memory"
+                " after the change, or break the cycles (weakref, explicit cleanup).",
                 (
+                    ("gen0_collected", g0.collected),
                     ("gen0_collections", g0.collections),
-                    ("gen0_per_second", round(rate0, 1)),
-                    ("gen0_p50_pause_ns", g0.pause_p50_ns),
-                    ("gc_fraction", round(fraction, 5)),
-                    ("threshold0", threshold0),
-                    ("suggested_threshold0", new),
-                ),
-            )
-        )
-        if garbage_per >= GARBAGE_WARNING_OBJECTS:
-            out.append(
-                Advice(
-                    "garbage_warning",
-                    f"Each gen-0 collection found {garbage_per:,.0f} objects of cyclic garbage on"
-                    f" average ({g0.collected:,} in {g0.collections:,} collections). With a"
-                    f" threshold {factor} times higher, up to ~{garbage_per * factor:,.0f}"
-                    " unreachable objects would wait between collections: check peak memory"
-                    " after the change, or break the cycles (weakref, explicit cleanup).",
-                    (
-                        ("gen0_collected", g0.collected),
-                        ("gen0_collections", g0.collections),
-                        ("garbage_per_collection", round(garbage_per, 1)),
-                    ),
-                )
-            )
-    full = gens[-1]
-    if full.collections and full.pause_p50_ns >= COSTLY_FULL_P50_NS and report.freeze_count == 0:
-        out.append(
-            Advice(
-                "freeze",
-                f"{full.collections:,} full (gen-2) collections took {_dur(full.pause_p50_ns)}"
-                f" at the median and up to {_dur(full.pause_max_ns)}, and no object is frozen."
-                " Full collections traverse every long-lived object; calling gc.freeze() once"
-                " start-up is done moves them out of the collector's reach, shortening these"
-                " pauses. In pre-fork servers (gunicorn --preload, multiprocessing 'fork')"
-                " call gc.disable() early in the parent, gc.freeze() just before forking and"
-                " gc.enable() in each child: collections in the workers then stop writing to"
-                " the parent's pages, which stay shared copy-on-write.",
-                (
-                    ("gen2_collections", full.collections),
-                    ("gen2_p50_pause_ns", full.pause_p50_ns),
-                    ("gen2_max_pause_ns", full.pause_max_ns),
-                    ("freeze_count", report.freeze_count),
-                ),
-            )
-        )
-    if report.enabled and report.collected == 0 and report.uncollectable == 0:
-        out.append(
-            Advice(
-                "disable_gc",
-                f"The collector ran {total:,} times in {seconds:.2f} s, spent"
-                f" {_dur(report.pause_total_ns)} ({fraction:.2%} of the time) and found no"
-                " cyclic garbage at all. If that holds for the whole workload, gc.disable()"
-                " (or gc.freeze() after start-up) saves that time; but any reference cycle"
-                " created on a code path this run did not exercise would then never be freed:"
-                " keep a periodic gc.collect() as a safety net.",
-                (
-                    ("collections", total),
-                    ("collected", 0),
-                    ("gc_pause_ns", report.pause_total_ns),
-                    ("gc_fraction", round(fraction, 5)),
-                ),
-            )
-        )
-    if report.uncollectable:
-        out.append(
-            Advice(
-                "uncollectable",
-                f"{report.uncollectable:,} uncollectable objects were found and left in"
-                f" gc.garbage ({len(gc.garbage):,} entries now): they are never freed.",
-                (("uncollectable", report.uncollectable),),
-            )
-        )
-    if not report.enabled:
-        out.append(
-            Advice(
-                "collector_disabled",
-                "The collector is disabled (gc.isenabled() is False): only explicit"
-                " gc.collect() calls were measured.",
-                (("enabled", "False"),),
-            )
-        )
-    if not out:
-        out.append(
-            Advice(
-                "no_change",
-                f"{total:,} collections in {seconds:.2f} s took {_dur(report.pause_total_ns)}"
-                f" ({fraction:.2%} of the time; gen-0 {rate0:,.1f}/s, median pause"
-                f" {_dur(g0.pause_p50_ns)}; gen-2 max pause {_dur(full.pause_max_ns)}):"
-                " no change to the collector is needed.",
-                (
-                    ("collections", total),
-                    ("gc_fraction", round(fraction, 5)),
-                    ("gen0_per_second", round(rate0, 1)),
+                    ("garbage_per_collection", round(garbage_per, 1)),
                 ),
             )
         )
     return out
+
+
+def _freeze_advice(report: GCReport) -> list[Advice]:
+    """Costly full collections and nothing frozen: ``gc.freeze()``."""
+    full = report.generations[-1]
+    if not (
+        full.collections and full.pause_p50_ns >= COSTLY_FULL_P50_NS and report.freeze_count == 0
+    ):
+        return []
+    return [
+        Advice(
+            "freeze",
+            f"{full.collections:,} full (gen-2) collections took {_dur(full.pause_p50_ns)}"
+            f" at the median and up to {_dur(full.pause_max_ns)}, and no object is frozen."
+            " Full collections traverse every long-lived object; calling gc.freeze() once"
+            " start-up is done moves them out of the collector's reach, shortening these"
+            " pauses. In pre-fork servers (gunicorn --preload, multiprocessing 'fork')"
+            " call gc.disable() early in the parent, gc.freeze() just before forking and"
+            " gc.enable() in each child: collections in the workers then stop writing to"
+            " the parent's pages, which stay shared copy-on-write.",
+            (
+                ("gen2_collections", full.collections),
+                ("gen2_p50_pause_ns", full.pause_p50_ns),
+                ("gen2_max_pause_ns", full.pause_max_ns),
+                ("freeze_count", report.freeze_count),
+            ),
+        )
+    ]
+
+
+def _disable_advice(report: GCReport, seconds: float) -> list[Advice]:
+    """The collector ran and found no garbage at all: it could be disabled."""
+    total, fraction = report.collections, report.gc_fraction
+    if not (report.enabled and report.collected == 0 and report.uncollectable == 0):
+        return []
+    return [
+        Advice(
+            "disable_gc",
+            f"The collector ran {total:,} times in {seconds:.2f} s, spent"
+            f" {_dur(report.pause_total_ns)} ({fraction:.2%} of the time) and found no"
+            " cyclic garbage at all. If that holds for the whole workload, gc.disable()"
+            " (or gc.freeze() after start-up) saves that time; but any reference cycle"
+            " created on a code path this run did not exercise would then never be freed:"
+            " keep a periodic gc.collect() as a safety net.",
+            (
+                ("collections", total),
+                ("collected", 0),
+                ("gc_pause_ns", report.pause_total_ns),
+                ("gc_fraction", round(fraction, 5)),
+            ),
+        )
+    ]
+
+
+def _uncollectable_advice(report: GCReport) -> list[Advice]:
+    """Objects left in ``gc.garbage``."""
+    if not (report.uncollectable):
+        return []
+    return [
+        Advice(
+            "uncollectable",
+            f"{report.uncollectable:,} uncollectable objects were found and left in"
+            f" gc.garbage ({len(gc.garbage):,} entries now): they are never freed.",
+            (("uncollectable", report.uncollectable),),
+        )
+    ]
+
+
+def _collector_disabled_advice(report: GCReport) -> list[Advice]:
+    """The collector is off: only explicit collections were seen."""
+    if report.enabled:
+        return []
+    return [
+        Advice(
+            "collector_disabled",
+            "The collector is disabled (gc.isenabled() is False): only explicit"
+            " gc.collect() calls were measured.",
+            (("enabled", "False"),),
+        )
+    ]
+
+
+def _no_change(report: GCReport, seconds: float) -> Advice:
+    total, fraction = report.collections, report.gc_fraction
+    g0, full = report.generations[0], report.generations[-1]
+    rate0 = g0.collections / seconds
+    return Advice(
+        "no_change",
+        f"{total:,} collections in {seconds:.2f} s took {_dur(report.pause_total_ns)}"
+        f" ({fraction:.2%} of the time; gen-0 {rate0:,.1f}/s, median pause"
+        f" {_dur(g0.pause_p50_ns)}; gen-2 max pause {_dur(full.pause_max_ns)}):"
+        " no change to the collector is needed.",
+        (
+            ("collections", total),
+            ("gc_fraction", round(fraction, 5)),
+            ("gen0_per_second", round(rate0, 1)),
+        ),
+    )

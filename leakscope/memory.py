@@ -265,21 +265,8 @@ def parse_mallocstats(text: str) -> PymallocStats | None:
             values[_HASH_KEYS[m.group(1)]] = _num(m.group(2))
             seen_pymalloc_line = True
             continue
-        m = _ARENAS.match(line)
-        if m:
-            values["arena_size"] = int(m.group(2))
-            values["arena_bytes"] = _num(m.group(3))
+        if _arena_or_pool_line(line, lineno, values):
             seen_pymalloc_line = True
-            if int(m.group(1)) * int(m.group(2)) != values["arena_bytes"]:
-                raise MallocStatsError(f"line {lineno}: arena count * size != total: {line!r}")
-            continue
-        m = _POOLS.match(line)
-        if m:
-            values["unused_pools"] = int(m.group(1))
-            values["pool_size"] = int(m.group(2))
-            seen_pymalloc_line = True
-            if int(m.group(1)) * int(m.group(2)) != _num(m.group(3)):
-                raise MallocStatsError(f"line {lineno}: pool count * size != total: {line!r}")
             continue
         m = _TOTAL.match(line)
         if m and arena_total is None and "alignment_bytes" in values:
@@ -297,6 +284,25 @@ def parse_mallocstats(text: str) -> PymallocStats | None:
     stats = PymallocStats(**values, size_classes=tuple(classes))
     _check_consistency(stats, arena_total)
     return stats
+
+
+def _arena_or_pool_line(line: str, lineno: int, values: dict[str, int]) -> bool:
+    """Read an ``N arenas * S bytes/arena = T`` or ``N unused pools * S bytes = T`` line."""
+    m = _ARENAS.match(line)
+    if m:
+        values["arena_size"] = int(m.group(2))
+        values["arena_bytes"] = _num(m.group(3))
+        if int(m.group(1)) * int(m.group(2)) != values["arena_bytes"]:
+            raise MallocStatsError(f"line {lineno}: arena count * size != total: {line!r}")
+        return True
+    m = _POOLS.match(line)
+    if m:
+        values["unused_pools"] = int(m.group(1))
+        values["pool_size"] = int(m.group(2))
+        if int(m.group(1)) * int(m.group(2)) != _num(m.group(3)):
+            raise MallocStatsError(f"line {lineno}: pool count * size != total: {line!r}")
+        return True
+    return False
 
 
 def _check_consistency(stats: PymallocStats, arena_total: int | None) -> None:

@@ -87,9 +87,17 @@ def _is_num(value: object) -> bool:
 
 
 def _check(data: object) -> Mapping[str, Any]:
-    """``data`` if it has the shape of a ``leakscope run`` report; ``ValueError`` naming the field."""
+    """``data`` if it has the shape of a ``leakscope run`` report; ``DataError`` naming the field."""
     if not isinstance(data, Mapping):
         raise DataError(f"a leakscope run report is a dict, not {type(data).__name__}")
+    _check_header(data)
+    _check_timeline(data)
+    _check_growth(data)
+    _check_culprits_and_cycles(data)
+    return data
+
+
+def _check_header(data: Mapping[str, Any]) -> None:
     if data.get("format") != "leakscope.run":
         raise _fail("format", "must be 'leakscope.run'")
     if data.get("version") != 1:
@@ -112,6 +120,9 @@ def _check(data: object) -> Mapping[str, Any]:
         raise _fail("error", "must be a string or null")
     if data.get("verdict") not in _VERDICTS:
         raise _fail("verdict", "must be 'leak', 'growth' or 'clean'")
+
+
+def _check_timeline(data: Mapping[str, Any]) -> None:
     timeline = data.get("timeline")
     if not isinstance(timeline, list):
         raise _fail("timeline", "must be a list")
@@ -128,6 +139,9 @@ def _check(data: object) -> Mapping[str, Any]:
         types = point.get("types", {})
         if not isinstance(types, Mapping) or not all(_is_num(v) for v in types.values()):
             raise _fail(f"{where}.types", "must map type names to counts")
+
+
+def _check_growth(data: Mapping[str, Any]) -> None:
     growth = data.get("growth")
     if not isinstance(growth, Mapping):
         raise _fail("growth", "must be a Growth dict")
@@ -137,6 +151,9 @@ def _check(data: object) -> Mapping[str, Any]:
             isinstance(r, Mapping) and _is_num(r.get("delta")) and "name" in r for r in rows
         ):
             raise _fail(f"growth.{key}", "must be a list of {name, before, after, delta}")
+
+
+def _check_culprits_and_cycles(data: Mapping[str, Any]) -> None:
     culprits = data.get("culprits")
     if not isinstance(culprits, list):
         raise _fail("culprits", "must be a list")
@@ -157,7 +174,6 @@ def _check(data: object) -> Mapping[str, Any]:
             CycleReport.from_dict(cycles)
         except ValueError as exc:
             raise _fail("cycles", f"is not a CycleReport dict ({exc})") from None
-    return data
 
 
 def _signed(n: float) -> str:

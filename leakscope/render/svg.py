@@ -138,6 +138,29 @@ def _time_format(span: float, unix: bool) -> Callable[[float], str]:
     return lambda t: f"{t:.3g} s"
 
 
+Run = list[tuple[float, float]]
+
+
+def _runs(points: Sequence[tuple[float, float]]) -> list[Run]:
+    """The unbroken runs of finite ``(x, y)`` points (a ``None``, NaN or odd point breaks one).
+
+    >>> _runs([(0, 1), (1, None), (2, 3), (3, 4)])
+    [[(0.0, 1.0)], [(2.0, 3.0), (3.0, 4.0)]]
+    """
+    runs: list[Run] = [[]]
+    for point in points:
+        try:
+            x, y = _finite(point[0]), _finite(point[1])
+        except (TypeError, IndexError, KeyError):
+            x = y = None
+        if x is None or y is None:
+            if runs[-1]:
+                runs.append([])
+            continue
+        runs[-1].append((x, y))
+    return [r for r in runs if r]
+
+
 def line_chart(
     series: Mapping[str, Sequence[tuple[float, float]]],
     *,
@@ -155,24 +178,9 @@ def line_chart(
     an empty chart says "no data".
     """
     width, height = max(int(width), 160), max(int(height), 100)
-    cleaned: list[tuple[str, list[list[tuple[float, float]]]]] = []
-    xs: list[float] = []
-    ys: list[float] = []
-    for name, points in series.items():
-        runs: list[list[tuple[float, float]]] = [[]]
-        for point in points:
-            try:
-                x, y = _finite(point[0]), _finite(point[1])
-            except (TypeError, IndexError, KeyError):
-                x = y = None
-            if x is None or y is None:
-                if runs[-1]:
-                    runs.append([])
-                continue
-            runs[-1].append((x, y))
-            xs.append(x)
-            ys.append(y)
-        cleaned.append((str(name), [r for r in runs if r]))
+    cleaned = [(str(name), _runs(points)) for name, points in series.items()]
+    xs = [x for _, runs in cleaned for run in runs for x, _ in run]
+    ys = [y for _, runs in cleaned for run in runs for _, y in run]
     legend = _legend(
         [name for name, _ in cleaned], width, lambda label: 28 + len(label) * 11 * _CHAR_W
     )
@@ -346,11 +354,21 @@ _MAX_NODES = 60
 
 def _layers(ids: list[str], edges: list[tuple[str, str, str]]) -> list[list[str]]:
     """Nodes split into layers by longest path from a source (cycles broken by DFS order)."""
-    succ: dict[str, list[str]] = {i: [] for i in ids}
-    indeg = dict.fromkeys(ids, 0)
     order = {node: n for n, node in enumerate(ids)}
+    back = _back_edges(ids, edges)
+    succ: dict[str, list[str]] = {i: [] for i in ids}
+    for src, dst, _ in edges:
+        if (src, dst) not in back and src != dst and dst not in succ[src]:
+            succ[src].append(dst)
+    result = _longest_path_layers(ids, succ, order)
+    _order_by_barycenter(result, succ, order)
+    return result
+
+
+def _back_edges(ids: list[str], edges: list[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    """The edges that close a cycle in a depth-first walk from each node in turn."""
     back: set[tuple[str, str]] = set()
-    state: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1: on the walk's path, 2: done
     adjacency: dict[str, list[str]] = {i: [] for i in ids}
     for src, dst, _ in edges:
         adjacency[src].append(dst)
@@ -361,19 +379,26 @@ def _layers(ids: list[str], edges: list[tuple[str, str, str]]) -> list[list[str]
         state[root] = 1
         while stack:
             node, i = stack.pop()
-            if i < len(adjacency[node]):
-                stack.append((node, i + 1))
-                nxt = adjacency[node][i]
-                if state.get(nxt) == 1:
-                    back.add((node, nxt))
-                elif nxt not in state:
-                    state[nxt] = 1
-                    stack.append((nxt, 0))
-            else:
+            if i >= len(adjacency[node]):
                 state[node] = 2
-    for src, dst, _ in edges:
-        if (src, dst) not in back and src != dst and dst not in succ[src]:
-            succ[src].append(dst)
+                continue
+            stack.append((node, i + 1))
+            nxt = adjacency[node][i]
+            if state.get(nxt) == 1:
+                back.add((node, nxt))
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, 0))
+    return back
+
+
+def _longest_path_layers(
+    ids: list[str], succ: dict[str, list[str]], order: dict[str, int]
+) -> list[list[str]]:
+    """Each node's layer is the longest path to it from a source of the acyclic ``succ``."""
+    indeg = dict.fromkeys(ids, 0)
+    for dsts in succ.values():
+        for dst in dsts:
             indeg[dst] += 1
     layer = dict.fromkeys(ids, 0)
     ready = [i for i in ids if indeg[i] == 0]
@@ -389,22 +414,27 @@ def _layers(ids: list[str], edges: list[tuple[str, str, str]]) -> list[list[str]
     result: list[list[str]] = [[] for _ in range(count)]
     for node in ids:
         result[layer[node]].append(node)
-    # One downward sweep of the barycenter heuristic: each node goes under the
-    # mean position of its parents in the layers above, which removes most crossings.
+    return result
+
+
+def _order_by_barycenter(
+    result: list[list[str]], succ: dict[str, list[str]], order: dict[str, int]
+) -> None:
+    """One downward sweep of the barycenter heuristic, in place: each node goes under the
+    mean position of its parents in the layers above, which removes most crossings."""
     where: dict[str, float] = {}
-    parents: dict[str, list[str]] = {i: [] for i in ids}
+    parents: dict[str, list[str]] = {i: [] for i in order}
     for src, dsts in succ.items():
         for dst in dsts:
             parents[dst].append(src)
+
+    def centre(node: str) -> float:
+        seen = [where[p] for p in parents[node] if p in where]
+        return sum(seen) / len(seen) if seen else math.inf
+
     for row in result:
-
-        def centre(node: str) -> float:
-            seen = [where[p] for p in parents[node] if p in where]
-            return sum(seen) / len(seen) if seen else math.inf
-
         row.sort(key=lambda node: (centre(node), order[node]))
         where.update({node: (i + 0.5) / len(row) for i, node in enumerate(row)})
-    return result
 
 
 def graph(
@@ -432,31 +462,12 @@ def graph(
     edge_list = [(str(s), str(d), str(lab)) for s, d, lab in edges if str(s) in known]
     edge_list = [(s, d, lab) for s, d, lab in edge_list if d in known]
     node_w = {i: min(len(labels[i]), _NODE_CHARS) * 12 * _CHAR_W + 20 for i in ids}
-    pos: dict[str, tuple[float, float]] = {}
     ring = len(ids) > 2 and _is_ring(ids, edge_list)
-    margin, top = 16.0, 30.0 if title else 12.0
+    top = 30.0 if title else 12.0
     if ring:
-        n = len(ids)
-        widest = max(node_w.values())
-        radius = max(90.0, n * (widest * 0.5 + 24) / math.pi, n * 70 / (2 * math.pi))
-        cx = margin + widest / 2 + radius + 60
-        cy = top + _NODE_H / 2 + radius * 0.8 + 6
-        for k, node in enumerate(ids):
-            angle = -math.pi / 2 + 2 * math.pi * k / n
-            pos[node] = (cx + radius * math.cos(angle), cy + radius * 0.8 * math.sin(angle))
-        width = 2 * cx
-        height = cy + radius * 0.8 + _NODE_H / 2 + 16
+        pos, width, height = _ring_layout(ids, node_w, top)
     else:
-        layers = _layers(ids, edge_list)
-        gap_x, gap_y = 36.0, 70.0
-        rows_w = [sum(node_w[i] for i in row) + gap_x * (len(row) - 1) for row in layers]
-        width = max([*rows_w, 200.0]) + 2 * margin + 80
-        for r, row in enumerate(layers):
-            x = (width - rows_w[r]) / 2
-            for node in row:
-                pos[node] = (x + node_w[node] / 2, top + _NODE_H / 2 + r * gap_y)
-                x += node_w[node] + gap_x
-        height = top + max(len(layers), 1) * gap_y - gap_y + _NODE_H + 16
+        pos, width, height = _layered_layout(ids, edge_list, node_w, top)
     out = _open(width, height, title or "graph", "graph")
     out.append(
         '<defs><marker id="ls-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
@@ -494,6 +505,41 @@ def graph(
         )
     out.append("</svg>")
     return "\n".join(out)
+
+
+Layout = tuple[dict[str, tuple[float, float]], float, float]  # centres, width, height
+_MARGIN = 16.0
+
+
+def _ring_layout(ids: list[str], node_w: Mapping[str, float], top: float) -> Layout:
+    """A graph that is one cycle, its nodes around an ellipse."""
+    n = len(ids)
+    widest = max(node_w.values())
+    radius = max(90.0, n * (widest * 0.5 + 24) / math.pi, n * 70 / (2 * math.pi))
+    cx = _MARGIN + widest / 2 + radius + 60
+    cy = top + _NODE_H / 2 + radius * 0.8 + 6
+    pos = {}
+    for k, node in enumerate(ids):
+        angle = -math.pi / 2 + 2 * math.pi * k / n
+        pos[node] = (cx + radius * math.cos(angle), cy + radius * 0.8 * math.sin(angle))
+    return pos, 2 * cx, cy + radius * 0.8 + _NODE_H / 2 + 16
+
+
+def _layered_layout(
+    ids: list[str], edges: list[tuple[str, str, str]], node_w: Mapping[str, float], top: float
+) -> Layout:
+    """Layers from top to bottom (:func:`_layers`), each row centred."""
+    layers = _layers(ids, edges)
+    gap_x, gap_y = 36.0, 70.0
+    rows_w = [sum(node_w[i] for i in row) + gap_x * (len(row) - 1) for row in layers]
+    width = max([*rows_w, 200.0]) + 2 * _MARGIN + 80
+    pos = {}
+    for r, row in enumerate(layers):
+        x = (width - rows_w[r]) / 2
+        for node in row:
+            pos[node] = (x + node_w[node] / 2, top + _NODE_H / 2 + r * gap_y)
+            x += node_w[node] + gap_x
+    return pos, width, top + max(len(layers), 1) * gap_y - gap_y + _NODE_H + 16
 
 
 def _is_ring(ids: list[str], edges: list[tuple[str, str, str]]) -> bool:
