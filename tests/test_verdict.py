@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _support import run_python, run_python_json
+from _support import child_env, run_python, run_python_json
 
+from leakscope._roots import ContainerKey
 from leakscope.engine.model import Culprit, Holder, LeakReport, PerCall, Run
+from leakscope.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
 NAMES = sorted(p.stem for p in SCENARIOS.glob("*.py") if not p.stem.startswith("_"))
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    return env
 
 
 def _scenario(name: str) -> dict:
@@ -31,7 +26,7 @@ def _scenario(name: str) -> dict:
         check=False,
         text=True,
         timeout=120,
-        env=_env(),
+        env=child_env(),
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
@@ -362,3 +357,86 @@ def test_report_round_trip_and_raise() -> None:
     assert "allocated at: app.py:3" in str(report)
     with pytest.raises(ValueError):
         LeakReport.from_dict({"format": "other"})
+
+
+def _good_report() -> dict:
+    return LeakReport(
+        function="app.handle",
+        leaked=True,
+        per_call=PerCall(2.0, 3.0),
+        culprits=(
+            Culprit(
+                kind="objects",
+                types=("app.Session",),
+                per_call=1.0,
+                holders=(Holder.container(ContainerKey.global_("app", "_S"), "list", 1.0),),
+            ),
+        ),
+        runs=(Run(32, 0.01, 32, 64, None, 0),),
+    ).to_dict()
+
+
+def _broken(path: tuple, value: object) -> dict:
+    data = json.loads(json.dumps(_good_report()))
+    target = data
+    for step in path[:-1]:
+        target = target[step]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return data
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("format",), "other", "format"),
+        (("function",), _DELETE, "function"),
+        (("leaked",), "yes", "leaked"),
+        (("per_call",), _DELETE, "per_call"),
+        (("per_call",), [1, 2], "per_call"),
+        (("per_call", "objects"), "many", "per_call.objects"),
+        (("per_call", "bytes"), "x", "per_call.bytes"),
+        (("runs",), {"a": 1}, "runs"),
+        (("runs", 0, "calls"), _DELETE, "runs[0].calls"),
+        (("runs", 0, "calls"), 1.5, "runs[0].calls"),
+        (("runs", 0, "rss"), "big", "runs[0].rss"),
+        (("culprits", 0), "x", "culprits[0]"),
+        (("culprits", 0, "kind"), _DELETE, "culprits[0].kind"),
+        (("culprits", 0, "kind"), "weird", "culprits[0].kind"),
+        (("culprits", 0, "unit"), "parsecs", "culprits[0].unit"),
+        (("culprits", 0, "per_call"), None, "culprits[0].per_call"),
+        (("culprits", 0, "types"), [1], "culprits[0].types[0]"),
+        (("culprits", 0, "related"), [["dict"]], "culprits[0].related[0]"),
+        (("culprits", 0, "holders", 0, "description"), 3, "culprits[0].holders[0].description"),
+        (("culprits", 0, "holders", 0, "kind"), "ghost", "culprits[0].holders[0].kind"),
+        (("culprits", 0, "holders", 0, "rate"), "fast", "culprits[0].holders[0].rate"),
+        (("culprits", 0, "holders", 0, "key"), "nokey", "culprits[0].holders[0].key"),
+        (("warmup",), "3", "warmup"),
+        (("notes",), [None], "notes[0]"),
+    ],
+)
+def test_from_dict_names_the_bad_field(path: tuple, value: object, field: str) -> None:
+    data = _broken(path, value)
+    with pytest.raises(DataError) as info:
+        LeakReport.from_dict(data)
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+
+
+def test_each_engine_from_dict_raises_data_error() -> None:
+    for cls in (PerCall, Run, Holder, Culprit, LeakReport):
+        with pytest.raises(DataError):
+            cls.from_dict({})  # type: ignore[attr-defined]
+        with pytest.raises(DataError):
+            cls.from_dict(None)  # type: ignore[attr-defined, arg-type]
+    good = _good_report()
+    assert LeakReport.from_dict(good).to_dict() == good
+    # an older report without the holder's structured fields still loads
+    del good["culprits"][0]["holders"][0]["key"]
+    del good["culprits"][0]["holders"][0]["rate"]
+    assert LeakReport.from_dict(good).culprits[0].holders[0].key is None
