@@ -260,7 +260,8 @@ def test_every_hint_and_note_text_is_written_once() -> None:
         (hints.Facts("objects", frozenset({"a.X"}), no_referrers=True), "refcount"),
         (hints.Facts("objects", frozenset({"a.X"}), finalizer=True), "finalizer"),
         (hints.Facts("objects", frozenset({"a.X"}), via_defaults=True), "mutable_default"),
-        (hints.Facts("objects", frozenset({"a.X"}), via_lru_cache=True), "lru_method"),
+        (hints.Facts("objects", frozenset({"a.X"}), lru_cache="method"), "lru_method"),
+        (hints.Facts("objects", frozenset({"a.X"}), lru_cache="function"), "lru_unbounded"),
         (hints.Facts("objects", frozenset({"a.X", "cell", "function"})), "callbacks"),
         (hints.Facts("objects", frozenset({"logging.Logger"})), "loggers"),
         (

@@ -48,6 +48,8 @@ def test_scenario_verdict_and_explanation(name: str) -> None:
         assert not report.leaked, text
         assert report.culprits == ()
         assert "no leak" in text
+        if data["note"]:  # what grew is said, not hidden
+            assert data["note"] in text, text
         return
     assert report.leaked, text
     assert report.culprits, text
@@ -58,9 +60,57 @@ def test_scenario_verdict_and_explanation(name: str) -> None:
     if data["holder"]:  # ...and so is what holds it
         assert data["holder"] in text, text
     assert first.hint, text
+    if data["hint"]:
+        assert data["hint"] in first.hint, text
+    for culprit_type, (holder, hint) in data["each"].items():  # several leaks: each its own
+        culprit = next(c for c in report.culprits if c.type == culprit_type)
+        assert holder in culprit.holders[0].description, text
+        assert all(
+            holder not in h.description
+            for c in report.culprits
+            if c is not culprit
+            for h in c.holders
+        ), text
+        assert hint in culprit.hint, text
     assert "LEAK in" in text
     # JSON round trip, and str() never shows values
     assert LeakReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_bounded_caches_are_known_by_their_bound() -> None:
+    # Growth into a declared bound is no leak, and it is known long before the bound.
+    out = run_python_json(
+        """
+        import collections, functools, itertools, json
+        from leakscope.engine.check import check
+        ids = itertools.count()
+        class Row:
+            pass
+        @functools.lru_cache(maxsize=5000)
+        def parse(n):
+            return Row()
+        @functools.cache
+        def parse_all(n):
+            return Row()
+        recent = collections.deque(maxlen=100_000)
+        reports = [
+            check(lambda: parse(next(ids))),
+            check(lambda: recent.append(Row())),
+            check(lambda: parse_all(next(ids))),
+        ]
+        print(json.dumps([r.to_dict() for r in reports]))
+        """
+    )
+    lru, deque, unbounded = (LeakReport.from_dict(r) for r in out)
+    for report in (lru, deque):
+        assert not report.leaked and not report.culprits, report
+        assert report.calls < 5000
+        assert "filling a bounded cache (" in str(report)
+    assert " of 5,000 entries): functools.lru_cache" in lru.bounded[0]
+    assert " of 100,000 entries): collections.deque" in deque.bounded[0]
+    assert unbounded.leaked and unbounded.bounded == ()
+    assert "lru_cache(maxsize=None)" in unbounded.culprits[0].hint
+    assert "on a method" not in unbounded.culprits[0].hint
 
 
 def test_explanations_name_holder_site_and_notes() -> None:

@@ -234,6 +234,7 @@ def _measure(
     )
     measured, assessment, notes = done.measured, done.assessment, done.notes
     culprits: tuple[Culprit, ...] = ()
+    bounded: tuple[str, ...] = ()
     per_call_bytes: float | None = None
     if assessment.leaked:
         explained = explain(
@@ -247,8 +248,10 @@ def _measure(
             seconds_per_call=done.spent / max(1, sum(m.run.calls for m in measured)),
         )
         culprits, per_call_bytes = explained.culprits, explained.bytes_per_call
+        bounded = explained.bounded
         notes.extend(explained.notes)
-    leaked = assessment.leaked
+    # Growth into a cache's declared bound is not a leak, however long it would go on.
+    leaked = assessment.leaked and (bool(culprits) or not bounded)
     if leaked and ignored and culprits:
         culprits = _without_ignored(culprits, ignored, notes)
         leaked = bool(culprits)
@@ -269,6 +272,7 @@ def _measure(
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
         settled=settled(measured, assessment),
+        bounded=bounded,
     )
 
 

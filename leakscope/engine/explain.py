@@ -31,11 +31,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from leakscope._heap import TYPE_DICT, TYPE_MRO, type_name
 from leakscope._refgraph import RetentionPath, find_paths
 from leakscope._roots import ContainerKey
+from leakscope.engine.bounds import Bound, CacheFill, declared_bound
 from leakscope.engine.calls import Stopped
 from leakscope.engine.hints import Facts, choose, hint_text, note_text
 from leakscope.engine.model import Culprit, Holder
@@ -51,6 +52,7 @@ _SAMPLES_PER_TYPE = 40
 _PATH_SAMPLES_PER_TYPE = 3
 _PATH_SEARCHES = 4  # extra searches, one per type still without a path
 _ANALYSIS_SECONDS = 1.0
+_REACH_ITEMS = 2000  # container items whose own referents are read
 _TRACE_SLOWDOWN = 15.0
 
 
@@ -144,12 +146,21 @@ def _short_path(filename: str) -> str:
     return filename if rel.startswith("..") else rel
 
 
-def _element_types(container: object) -> Counter[str]:
+def _element_types(container: object) -> tuple[Counter[str], frozenset[str]]:
+    """The types of a container's items, and the types one level further down.
+
+    The second level names what a list of bound methods or of closures keeps: the
+    methods' instances, the closures' cells.  At most a few thousand items are read.
+    """
     if container is None:
-        return Counter()
+        return Counter(), frozenset()
     items = gc.get_referents(container)
     try:
-        return Counter(type_name(type(item)) for item in items)
+        first = Counter(type_name(type(item)) for item in items)
+        deeper = gc.get_referents(*items[:_REACH_ITEMS])
+        reach = frozenset(type_name(type(item)) for item in deeper if not isinstance(item, type))
+        del deeper
+        return first, reach
     finally:
         del items
 
@@ -164,6 +175,8 @@ class Explained:
     culprits: tuple[Culprit, ...]
     bytes_per_call: float | None
     notes: list[str] = field(default_factory=list)
+    bounded: tuple[str, ...] = ()
+    """Bounded caches filling up to their declared size that account for growth."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +187,15 @@ class _Path:
     detail: str
     types: tuple[str, ...]
     steps: tuple[str, ...]
+
+    def leaked_types(self) -> tuple[str, ...]:
+        """The types between the holding container and the target: those that may be new.
+
+        The root and what it holds directly (a module global, a class attribute, a
+        function's ``__defaults__`` tuple and the default in it) are long-lived.
+        """
+        skip = 3 if self.steps[:1] == (".__defaults__",) else 2
+        return self.types[skip:-1]
 
     @classmethod
     def of(cls, path: RetentionPath) -> _Path:
@@ -197,6 +219,7 @@ class _TypeFindings:
     has_del: bool = False
     is_exception: bool = False
     owner: str | None = None  # the culprit type this one comes along with
+    bounded: str | None = None  # the bounded cache filling with these objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +230,8 @@ class _Container:
     type: str
     rate: float
     elements: Counter[str]
+    reach: frozenset[str] = frozenset()  # the types the items refer to
+    bound: Bound | None = None
 
     def holder(self) -> Holder:
         return Holder.container(self.key, self.type, self.rate)
@@ -232,6 +257,9 @@ class _Evidence:
     bytes_per_call: float | None = None
     garbage: _Garbage = field(default_factory=_Garbage)
     trace: bool = False
+    filling: list[str] = field(default_factory=list)  # bounded caches that grew
+    mains: set[str] = field(default_factory=set)  # the main type of each object culprit
+    bounded: list[str] = field(default_factory=list)  # those that account for a culprit
 
 
 def _defines_del(tp: type) -> bool:
@@ -267,14 +295,19 @@ def _containers(assessment: Assessment, container_types: Mapping[str, str]) -> l
             key = ContainerKey.parse(text)
         except ValueError:
             continue
+        container = key.resolve()
+        elements, reach = _element_types(container)
         out.append(
             _Container(
                 key,
                 container_types.get(text, ""),
                 assessment.leaking_containers[text],
-                _element_types(key.resolve()),
+                elements,
+                reach,
+                declared_bound(container),
             )
         )
+        del container
     return out
 
 
@@ -295,6 +328,7 @@ class _Analysis:
         self.tm_before: tracemalloc.Snapshot | None = None
         self.done = 0
         self.bytes_per_call: float | None = None
+        self._cache_names: list[str] = []
         if trace:
             self.started_tracing = not tracemalloc.is_tracing()
             state.start_tracing(_NFRAME)
@@ -305,6 +339,7 @@ class _Analysis:
             if name in self.by_type:
                 self.names[tp] = name
         self.before = set(map(id, _of_types(objects, self.names)))
+        self.caches = CacheFill.of(objects)
         del objects
 
     def run(
@@ -319,6 +354,7 @@ class _Analysis:
             notes.append("the function raised during the analysis calls; explanation is partial")
             del stopped
         self._collect(cycles)
+        self.caches.measure()
         if self.trace and self.done:
             traced = tracemalloc.get_traced_memory()[0] - traced_before
             self.bytes_per_call = traced / self.done
@@ -375,7 +411,26 @@ class _Analysis:
                 f.checked_referrers += 1
                 if not _has_referrers(self.pool[i], self.pool):
                     f.no_referrers += 1
+            f.bounded = self._bounded_by([self.pool[i] for i in indices])
         return findings
+
+    def _bounded_by(self, samples: list[object]) -> str | None:
+        """The filling bounded cache that holds most of ``samples``, if it holds half."""
+        if not samples or not self.caches.filling:
+            return None
+        held = self.caches.holding(samples)
+        best = max(range(len(held)), key=held.__getitem__)
+        if held[best] * 2 < len(samples):
+            return None
+        return self.cache_names()[best]
+
+    def cache_names(self) -> list[str]:
+        """How each filling cache reads in a report (its shortest path from a root)."""
+        if len(self._cache_names) != len(self.caches.filling):
+            self._cache_names = [
+                bound.describe(_root_name(obj)) for obj, bound in self.caches.filling
+            ]
+        return self._cache_names
 
     def growth_sites(self) -> list[tuple[str, float]]:
         """Sites where traced memory grew about once per call (garbage still held)."""
@@ -402,6 +457,7 @@ class _Analysis:
         return out
 
     def close(self) -> None:
+        self.caches.close()
         self.pool.clear()
         self.garbage.clear()
         self.before.clear()
@@ -448,6 +504,7 @@ def explain(
         findings = analysis.findings(assessment.leaking_types)
         untracked_sites = analysis.growth_sites()
         garbage = analysis.garbage_found()
+        filling = analysis.cache_names()
         analysis.stop_tracing()
         if analysis.pool:
             _collect_paths(find_paths, analysis.pool, analysis.by_type, findings, notes)
@@ -464,8 +521,10 @@ def explain(
         bytes_per_call,
         garbage,
         trace,
+        filling,
     )
-    return Explained(tuple(_build_culprits(evidence)), bytes_per_call, notes)
+    culprits = tuple(_build_culprits(evidence))
+    return Explained(culprits, bytes_per_call, notes, tuple(evidence.bounded))
 
 
 def _path_groups(
@@ -615,30 +674,78 @@ _Ranked = tuple[tuple[int, float, str], Culprit]
 def _build_culprits(evidence: _Evidence) -> list[Culprit]:
     """The culprits, most important first: object types, containers, then the rest."""
     findings = evidence.findings
-    _assign_owners(findings)
+    _assign_owners(findings, evidence.containers)
+    evidence.mains = {_main_of(f, findings).name for f in findings.values() if f.owner is None}
     used: set[ContainerKey] = set()
     ranked: list[_Ranked] = []
     for f in sorted(findings.values(), key=lambda f: f.name):
         if f.owner is None:
+            cache = _filling_cache(f, findings)
+            if cache is not None:
+                _note_bounded(evidence, cache)
+                used.update(
+                    c.key
+                    for c in evidence.containers
+                    if _matches(c, f.name, {f.name}, f.paths, set())
+                )
+                continue
             ranked.append(_object_culprit(f, evidence, used))
     ranked.extend(_container_culprits(evidence, used))
     ranked.extend(_collector_culprits(evidence))
     if not ranked:
-        ranked.extend(_memory_culprits(evidence))
+        if evidence.filling and not evidence.bounded:
+            for name in evidence.filling:  # untracked entries (strings) filling a cache
+                _note_bounded(evidence, name)
+        if not evidence.bounded:
+            ranked.extend(_memory_culprits(evidence))
     ranked.sort(key=lambda item: item[0])
     return [c for _, c in ranked]
 
 
-def _assign_owners(findings: dict[str, _TypeFindings]) -> None:
+def _filling_cache(f: _TypeFindings, findings: dict[str, _TypeFindings]) -> str | None:
+    """The bounded cache filling with ``f``'s objects (or those of the types with it)."""
+    if f.bounded is not None:
+        return f.bounded
+    related = _all_related(f, findings)
+    main = next((g for g in related if g.bounded is not None), None)
+    return None if main is None or f.name not in _COMPANIONS else main.bounded
+
+
+def _note_bounded(evidence: _Evidence, name: str) -> None:
+    if name not in evidence.bounded:
+        evidence.bounded.append(name)
+
+
+def _root_name(obj: object) -> str:
+    """The shortest path from a root to ``obj``, or its type's name."""
+    try:
+        paths = find_paths([obj], max_depth=8, max_paths=1)
+    except Exception:
+        paths = []
+    if paths:
+        return paths[0].format(show_values=False)
+    return f"{type_name(type(obj))} instance"
+
+
+def _main_of(f: _TypeFindings, findings: dict[str, _TypeFindings]) -> _TypeFindings:
+    """The type a primary's culprit is named after: its first non-companion type."""
+    group = sorted([f, *_all_related(f, findings)], key=lambda g: (-g.rate, g.name))
+    return next((g for g in group if g.name not in _COMPANIONS), f)
+
+
+def _assign_owners(
+    findings: dict[str, _TypeFindings], containers: Sequence[_Container] = ()
+) -> None:
     """Which culprit type does each type come along with?
 
     The first other leaking type on its retention path (an exception for its
-    traceback, an instance for its dict); without paths, companion types (dict,
-    tuple, cell...) fold into the main non-builtin type.  Owner cycles are broken.
+    traceback, an instance for its dict), past the root and the container the root
+    holds (the module's list of failures is a list, but not a leaked one).  Without paths,
+    companion types fold into the main non-builtin type.  Owner cycles are broken.
     """
-    for f in findings.values():
+    for f in sorted(findings.values(), key=lambda f: f.name):
         for path in f.paths:
-            on_path = [t for t in path.types[:-1] if t in findings and t != f.name]
+            on_path = [t for t in path.leaked_types() if t in findings and t != f.name]
             owner = next((t for t in on_path if t not in _COMPANIONS), None)
             owner = owner or next(iter(on_path), None)
             if owner is not None:
@@ -647,6 +754,8 @@ def _assign_owners(findings: dict[str, _TypeFindings]) -> None:
     primaries = [f for f in findings.values() if f.owner is None]
     if not any(f.paths for f in findings.values()) and len(primaries) > 1:
         candidates = [f for f in primaries if f.name not in _COMPANIONS]
+        _fold_by_containers(findings, candidates, containers)
+        primaries = [f for f in primaries if f.owner is None]
         if candidates:
             top = max(candidates, key=lambda f: (not _is_builtin_name(f.name), f.rate, f.name))
             for f in primaries:
@@ -655,21 +764,55 @@ def _assign_owners(findings: dict[str, _TypeFindings]) -> None:
     _break_owner_cycles(findings)
 
 
+def _fold_by_containers(
+    findings: dict[str, _TypeFindings],
+    mains: Sequence[_TypeFindings],
+    containers: Sequence[_Container],
+) -> None:
+    """Without paths: a companion goes with the main type its container's items lead to.
+
+    A list of bound methods whose instances are ``Handler`` objects: the methods come
+    with ``Handler``, not with another type that leaks beside them.
+    """
+    names = {m.name for m in mains}
+    for f in sorted(findings.values(), key=lambda f: f.name):
+        if f.owner is not None or f.name not in _COMPANIONS:
+            continue
+        for c in containers:
+            if f.name in c.elements:
+                led = sorted(names & c.reach)
+                if len(led) == 1:
+                    f.owner = led[0]
+                    break
+
+
 def _break_owner_cycles(findings: dict[str, _TypeFindings]) -> None:
-    """A with B and B with A: both become culprits of their own."""
-    for f in findings.values():
+    """A with B and B with A: the cycle is cut at one member, main types first.
+
+    Only members of a cycle lose their owner; a type that merely leads into one
+    keeps it.  The order is by name, so that no result depends on hashing.
+    """
+    order = sorted(findings.values(), key=lambda f: (f.name in _COMPANIONS, f.name))
+    for f in order:
         seen = {f.name}
         owner = f.owner
         while owner is not None and owner not in seen:
             seen.add(owner)
             owner = findings[owner].owner
-        if owner is not None:
+        if owner == f.name:
             f.owner = None
 
 
-def _matches(container: _Container, names: set[str], paths: Sequence[_Path]) -> bool:
-    """Does ``container`` hold objects of ``names``, or lie on one of ``paths``?"""
-    if names & set(container.elements):
+def _matches(
+    container: _Container, main: str, names: set[str], paths: Sequence[_Path], others: set[str]
+) -> bool:
+    """Does ``container`` hold this culprit's objects, or lie on one of its ``paths``?
+
+    ``main`` is the culprit's main type and ``names`` all its types; a container
+    whose items are only companions (dicts, methods, cells) of this culprit is
+    its holder unless those items lead to one of the ``others`` main types.
+    """
+    if main in container.elements or (main not in _COMPANIONS and main in container.reach):
         return True
     key = container.key
     step = f".{key.attribute}" if key.attribute else ""
@@ -678,7 +821,8 @@ def _matches(container: _Container, names: set[str], paths: Sequence[_Path]) -> 
             return True
         if key.kind == "defaults" and ".__defaults__" in path.steps:
             return True
-    return False
+    held = set(container.elements) | container.reach
+    return bool(names & set(container.elements)) and not (others & held)
 
 
 def _object_culprit(f: _TypeFindings, evidence: _Evidence, used: set[ContainerKey]) -> _Ranked:
@@ -687,7 +831,8 @@ def _object_culprit(f: _TypeFindings, evidence: _Evidence, used: set[ContainerKe
     main = next((g for g in group if g.name not in _COMPANIONS), f)
     related = tuple((g.name, g.rate) for g in group if g is not main)
     all_names = {f.name, *(r.name for r in related_findings)}
-    holding = [c for c in evidence.containers if _matches(c, all_names, f.paths)]
+    others = {g for g in evidence.mains if g != main.name}
+    holding = [c for c in evidence.containers if _matches(c, main.name, all_names, f.paths, others)]
     used.update(c.key for c in holding)
     holders = [c.holder() for c in holding]
     paths = main.paths or f.paths
@@ -712,9 +857,10 @@ def _object_culprit(f: _TypeFindings, evidence: _Evidence, used: set[ContainerKe
         finalizer=bool(del_types),
         exception=any(g.is_exception for g in group),
         via_defaults=any(".__defaults__" in p.steps for p in all_paths),
-        via_lru_cache=any("functools._lru_cache_wrapper" in p.types for p in all_paths),
+        lru_cache=_lru_cache_on(all_paths),
         in_dict=any(len(p.types) > 1 and p.types[-2] == "dict" for p in f.paths),
         held=bool(holders),
+        held_items=frozenset(holding[0].elements) if holding else frozenset(),
     )
     culprit = Culprit(
         kind="objects",
@@ -730,6 +876,21 @@ def _object_culprit(f: _TypeFindings, evidence: _Evidence, used: set[ContainerKe
     if main.name in _COMPANIONS:
         rank += 2
     return (rank, -f.rate, main.name), culprit
+
+
+_LRU_WRAPPER = "functools._lru_cache_wrapper"
+
+
+def _lru_cache_on(paths: Sequence[_Path]) -> Literal["", "method", "function"]:
+    """Whether the paths go through an lru_cache wrapper, held by a class (a method) or not."""
+    found: Literal["", "method", "function"] = ""
+    for p in paths:
+        for i, name in enumerate(p.types):
+            if name == _LRU_WRAPPER:
+                if i and p.types[i - 1] == "type":
+                    return "method"
+                found = "function"
+    return found
 
 
 def _object_sites(
@@ -753,6 +914,9 @@ def _container_culprits(evidence: _Evidence, used: set[ContainerKey]) -> list[_R
     out: list[_Ranked] = []
     for container in evidence.containers:
         if container.key in used:
+            continue
+        if container.bound is not None:
+            _note_bounded(evidence, container.bound.describe(container.key.format()))
             continue
         buffer = container.type == "bytearray"
         element_names = tuple(name for name, _ in _most_common(container.elements, 3))

@@ -27,6 +27,7 @@ HintId = Literal[
     "finalizer",
     "mutable_default",
     "lru_method",
+    "lru_unbounded",
     "exceptions",
     "loggers",
     "callbacks",
@@ -57,6 +58,10 @@ HINTS: Mapping[HintId, str] = {
     "lru_method": (
         "functools.lru_cache/cache on a method keeps every instance (self) alive: give it a "
         "maxsize, or cache per instance (functools.cached_property, a dict on self)"
+    ),
+    "lru_unbounded": (
+        "an unbounded cache: functools.cache / lru_cache(maxsize=None) over ever-new "
+        "arguments keeps every result; give it a bound (functools.lru_cache(maxsize=...))"
     ),
     "exceptions": (
         "don't keep exceptions or tracebacks: store str(exc) or "
@@ -158,9 +163,11 @@ class Facts:
     name.  The flags come from the analysis: nothing refers to the objects
     (``no_referrers``), a type defines ``__del__`` (``finalizer``), an exception
     type leaks (``exception``); its retention paths go through a function's
-    ``__defaults__`` (``via_defaults``), a ``functools.lru_cache`` wrapper
-    (``via_lru_cache``), or end in a dict (``in_dict``); ``held`` says some
-    holder was found at all.
+    ``__defaults__`` (``via_defaults``), a ``functools.lru_cache`` wrapper on a
+    method or a function (``lru_cache`` is ``"method"`` or ``"function"``), or end
+    in a dict (``in_dict``); ``held`` says some holder was found at all, and
+    ``bounded`` that a cache with a declared bound holds them; ``held_items`` are
+    the types of the holding container's items (bound methods, functions...).
     """
 
     culprit: CulpritKind
@@ -171,10 +178,11 @@ class Facts:
     finalizer: bool = False
     exception: bool = False
     via_defaults: bool = False
-    via_lru_cache: bool = False
+    lru_cache: Literal["", "method", "function"] = ""
     in_dict: bool = False
     held: bool = False
     bounded: bool = False
+    held_items: frozenset[str] = frozenset()
 
 
 _BY_CULPRIT: Mapping[str, HintId] = {
@@ -231,13 +239,13 @@ def _object_hint(facts: Facts) -> HintId:
     names = facts.names
     if facts.via_defaults:
         return "mutable_default"
-    if facts.via_lru_cache:
-        return "lru_method"
+    if facts.lru_cache:
+        return "lru_method" if facts.lru_cache == "method" else "lru_unbounded"
     if facts.exception or names & _EXCEPTION_TYPES:
         return "exceptions"
     if _LOGGER_TYPE in names:
         return "loggers"
-    if names & _CALLBACK_TYPES:
+    if (names | facts.held_items) & _CALLBACK_TYPES:
         return "callbacks"
     key = facts.container
     if key is not None and key.kind == "class":

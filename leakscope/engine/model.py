@@ -377,6 +377,9 @@ class LeakReport:
     notes: tuple[str, ...] = ()
     settled: tuple[str, ...] = field(default=())
     """Signals that grew early and then stopped (caches filling up): reported, not leaks."""
+    bounded: tuple[str, ...] = ()
+    """Bounded caches still filling toward their declared size: reported, not leaks
+    (``filling a bounded cache (2,048 of 5,000 entries): functools.lru_cache ...``)."""
 
     @property
     def calls(self) -> int:
@@ -409,6 +412,7 @@ class LeakReport:
             "error": self.error,
             "notes": list(self.notes),
             "settled": list(self.settled),
+            "bounded": list(self.bounded),
         }
 
     @classmethod
@@ -432,6 +436,7 @@ class LeakReport:
             error=None if error is None else _text(data, "error", ""),
             notes=_items(data, "notes", "", _string_item),
             settled=_items(data, "settled", "", _string_item),
+            bounded=_items(data, "bounded", "", _string_item),
         )
 
     def format(self, show_values: bool = False) -> str:
@@ -508,7 +513,9 @@ def format_report(report: LeakReport, show_values: bool = False) -> str:
         lines.extend(f"note: {n}" for n in report.notes)
         return "\n".join(lines)
     if not report.leaked:
-        lines = [f"leakscope: no leak in {report.function}: nothing grew steadily ({measured})"]
+        why = report.bounded[0] if report.bounded else "nothing grew steadily"
+        lines = [f"leakscope: no leak in {report.function}: {why} ({measured})"]
+        lines.extend(f"  also {b}" for b in report.bounded[1:])
         if report.settled:
             lines.append("  grew, then settled: " + ", ".join(report.settled))
         lines.extend(f"  note: {n}" for n in report.notes)
