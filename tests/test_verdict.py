@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,44 @@ def test_scenario_verdict_and_explanation(name: str) -> None:
     assert "LEAK in" in text
     # JSON round trip, and str() never shows values
     assert LeakReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def _shape(report: LeakReport) -> list:
+    """What a report says, without the numbers that vary from run to run."""
+
+    def plain(text: str) -> str:
+        return re.sub(r"[0-9][0-9,.]*", "#", text)
+
+    return [
+        (
+            c.kind,
+            c.types,
+            sorted(name for name, _ in c.related),
+            [plain(h.description) for h in c.holders],
+            c.hint,
+        )
+        for c in report.culprits
+    ]
+
+
+def _scenario_with_seed(name: str, seed: int) -> LeakReport:
+    proc = subprocess.run(
+        [sys.executable, str(SCENARIOS / "_run.py"), name],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        env=child_env({"PYTHONHASHSEED": str(seed)}),
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return LeakReport.from_dict(json.loads(proc.stdout)["report"])
+
+
+@pytest.mark.parametrize("name", ["leak_two_at_once", "leak_exceptions", "leak_handlers"])
+def test_report_does_not_depend_on_the_hash_seed(name: str) -> None:
+    shapes = [_shape(_scenario_with_seed(name, seed)) for seed in (0, 1, 2, 3, 5)]
+    assert all(shape == shapes[0] for shape in shapes), shapes
 
 
 def test_bounded_caches_are_known_by_their_bound() -> None:
