@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from leakscope._heap import MODULE_DICT, object_type_name, type_name
+from leakscope._heap import MODULE_DICT, TYPE_MODULE, object_type_name, type_name
 from leakscope.errors import DataError
 
 __all__ = [
@@ -445,6 +445,8 @@ class _Roots:
     def __init__(self, own: set[int]) -> None:
         self.module_dicts: dict[int, tuple[str, object]] = {}
         self.module_names: dict[int, str] = {}
+        self.classes: dict[int, bool] = {}  # id of a class met -> importable
+        own.add(id(self.classes))
         for name, mod in list(sys.modules.items()):
             if type(name) is not str or not issubclass(type(mod), types.ModuleType):
                 continue
@@ -458,6 +460,7 @@ class _Roots:
             root = f"sys.modules[{name!r}]"
             self.module_names[id(mod)] = root
             self.module_dicts[id(md)] = (root, mod)
+        self._add_loggers()
         # Running frames are invisible to the collector: read their locals here.
         self.frame_refs: dict[int, list[tuple[str, types.FrameType, str]]] = {}
         self.frames: list[types.FrameType] = []
@@ -513,6 +516,52 @@ class _Roots:
         for name, value in _frame_locals(frame):
             self.frame_refs.setdefault(id(value), []).append((root, frame, f".f_locals[{name!r}]"))
 
+    def _add_loggers(self) -> None:
+        """Loggers are roots named as people get them: ``logging.getLogger('jobs')``."""
+        logging = sys.modules.get("logging")
+        if logging is None:
+            return
+        try:
+            md = MODULE_DICT.__get__(logging)
+            logger_class = md.get("Logger")
+            root = md.get("root")
+            registry = logger_class.manager.loggerDict if logger_class is not None else None
+        except Exception:
+            return
+        if type(registry) is not dict:
+            return
+        if root is not None:
+            self.module_names.setdefault(id(root), "logging.getLogger()")
+        for name, logger in _safe_items(registry):
+            if type(name) is str and isinstance(logger, logger_class):
+                self.module_names.setdefault(id(logger), f"logging.getLogger({name!r})")
+
+    def _importable(self, cls: type) -> bool:
+        """Whether ``cls`` is what its module and qualified name lead to (cached per query).
+
+        A class made per call (``type(name, bases, ns)``, a class statement in a
+        function) is not a root a person can find: the registry or frame that holds it is.
+        """
+        known = self.classes.get(id(cls))
+        if known is not None:
+            return known
+        found = False
+        try:
+            module = sys.modules.get(TYPE_MODULE.__get__(cls))
+            qual = _QUALNAME.__get__(cls)
+            if module is not None and type(qual) is str and "<" not in qual:
+                obj: Any = module
+                for i, part in enumerate(qual.split(".")):
+                    ns = MODULE_DICT.__get__(obj) if i == 0 else _type_dict(obj)
+                    obj = ns.get(part) if type(ns) is dict else None
+                    if obj is None:
+                        break
+                found = obj is cls
+        except Exception:
+            found = False
+        self.classes[id(cls)] = found
+        return found
+
     def root_of(self, obj: object) -> tuple[int, str, object | None] | None:
         """(priority, name, object to put before ``obj`` on the path) or None."""
         oid = id(obj)
@@ -524,6 +573,8 @@ class _Roots:
             return _PRIO_MODULE, name, None
         tp = type(obj)
         if issubclass(tp, type):
+            if not self._importable(obj):  # type: ignore[arg-type]
+                return None  # a class made at run time: what holds it is the root
             return _PRIO_CLASS, f"class {type_name(obj)}", None  # type: ignore[arg-type]
         if tp is types.FunctionType:
             try:

@@ -183,3 +183,29 @@ def test_ticks_without_a_leak_give_a_clean_run(tmp_path: Path) -> None:
     data = run_python_json(_HARNESS.format(driver=str(driver)))
     assert data["verdict"] == "clean" and data["culprits"] == []
     assert len(data["timeline"]) >= 30
+
+
+def test_leakscope_run_gives_each_of_two_leaks_its_own_holder(tmp_path: Path) -> None:
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(PROJECT_ROOT / 'tests' / 'scenarios')!r})\n"
+        "import leak_two_at_once as app\n"
+        "from _ticks import tick\n"
+        "for i in range(600):\n"
+        "    app.run()\n"
+        "    if i % 30 == 29:\n"
+        "        tick()\n"
+    )
+    data = run_python_json(_HARNESS.format(driver=str(driver)))
+    assert data["verdict"] == "leak"
+    by_type = {c["types"][0]: c for c in data["culprits"]}
+    orders = by_type["leak_two_at_once.ParsedOrder"]
+    handlers = by_type["leak_two_at_once.Handler"]
+    assert [h["description"] for h in orders["holders"]] == [
+        "module leak_two_at_once: _ORDERS (dict, +30.0 entries/interval)"
+    ]
+    assert [h["description"] for h in handlers["holders"]] == [
+        "class leak_two_at_once.EventBus: attribute listeners (list, +30.0 entries/interval)"
+    ]
+    assert "unbounded cache" in orders["hint"] and "callbacks" in handlers["hint"]

@@ -277,3 +277,18 @@ def test_every_hint_and_note_text_is_written_once() -> None:
 )
 def test_hints_are_chosen_by_facts(facts: hints.Facts, hint: str) -> None:
     assert hints.choose(facts) == hint
+
+
+def test_a_default_that_refers_to_a_module_global_is_no_mutable_default() -> None:
+    # logging.shutdown(handlerList=_handlerList): the default is the module's own list.
+    assessment = Assessment(
+        leaking_containers={"logging:_handlerList": 1.0, "logging:shutdown.__defaults__[0]": 1.0}
+    )
+    culprits = culprits_from_growth(assessment, {"logging:_handlerList": "list"})
+    assert [h.description for c in culprits for h in c.holders] == [
+        "module logging: _handlerList (list, +1.0 entries/call)"
+    ]
+    assert all("mutable default" not in c.hint for c in culprits)
+    # a real mutable default still gets its hint
+    own = culprits_from_growth(Assessment(leaking_containers={"app:fn.__defaults__[0]": 1.0}), {})
+    assert "mutable default" in own[0].hint

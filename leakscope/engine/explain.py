@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import TYPE_CHECKING, Any, Literal
 
-from leakscope._heap import TYPE_DICT, TYPE_MRO, type_name
+from leakscope._heap import MODULE_DICT, TYPE_DICT, TYPE_MRO, type_name
 from leakscope._refgraph import RetentionPath, find_paths
 from leakscope._roots import ContainerKey
 from leakscope.engine.bounds import Bound, CacheFill, declared_bound
@@ -218,6 +218,7 @@ class _TypeFindings:
     checked_referrers: int = 0
     has_del: bool = False
     is_exception: bool = False
+    is_log_handler: bool = False
     owner: str | None = None  # the culprit type this one comes along with
     bounded: str | None = None  # the bounded cache filling with these objects
 
@@ -274,6 +275,15 @@ def _defines_del(tp: type) -> bool:
         return False
 
 
+def _is_log_handler(tp: type) -> bool:
+    logging = sys.modules.get("logging")
+    handler = getattr(logging, "Handler", None) if logging is not None else None
+    try:
+        return isinstance(handler, type) and issubclass(tp, handler)
+    except Exception:
+        return False
+
+
 def _analysis_calls(
     rates: Iterable[float], calls_hint: int, seconds_per_call: float, trace: bool
 ) -> int:
@@ -287,15 +297,42 @@ def _analysis_calls(
     return m
 
 
+def _shared_default(key: ContainerKey, container: object, seen: set[int]) -> bool:
+    """A default that merely refers to a module's shared object (``logging.shutdown``'s).
+
+    ``def shutdown(handlerList=_handlerList)`` is no mutable-default mistake: the list
+    is the module global, which is the holder to name.
+    """
+    if key.kind != "defaults" or container is None:
+        return False
+    if id(container) in seen:
+        return True
+    module = sys.modules.get(key.module)
+    try:
+        namespace = MODULE_DICT.__get__(module) if module is not None else {}
+        return any(v is container for v in list(dict.values(namespace)))
+    except Exception:
+        return False
+
+
 def _containers(assessment: Assessment, container_types: Mapping[str, str]) -> list[_Container]:
     """The growing containers of ``assessment``, in a stable order (by key text)."""
     out = []
+    seen: set[int] = set()
+    keys = []
     for text in sorted(assessment.leaking_containers):
         try:
-            key = ContainerKey.parse(text)
+            keys.append((text, ContainerKey.parse(text)))
         except ValueError:
             continue
+    # Globals and class attributes first, so that a default sharing their object is known.
+    keys.sort(key=lambda item: (item[1].kind == "defaults", item[0]))
+    for text, key in keys:
         container = key.resolve()
+        if _shared_default(key, container, seen):
+            continue
+        if container is not None:
+            seen.add(id(container))
         elements, reach = _element_types(container)
         out.append(
             _Container(
@@ -400,6 +437,7 @@ class _Analysis:
             f = findings[name]
             f.has_del = f.has_del or _defines_del(tp)
             f.is_exception = f.is_exception or issubclass(tp, BaseException)
+            f.is_log_handler = f.is_log_handler or _is_log_handler(tp)
         for name, indices in self.by_type.items():
             f = findings[name]
             f.samples = len(indices)
@@ -728,9 +766,21 @@ def _root_name(obj: object) -> str:
 
 
 def _main_of(f: _TypeFindings, findings: dict[str, _TypeFindings]) -> _TypeFindings:
-    """The type a primary's culprit is named after: its first non-companion type."""
-    group = sorted([f, *_all_related(f, findings)], key=lambda g: (-g.rate, g.name))
-    return next((g for g in group if g.name not in _COMPANIONS), f)
+    """The type a primary's culprit is named after.
+
+    The primary itself unless it is a companion (a list, a function...); then the
+    non-companion type nearest to it (owned by it directly before those owned through
+    another), the most frequent first, an application's type before a builtin one.
+    """
+    if f.name not in _COMPANIONS:
+        return f
+    related = [g for g in _all_related(f, findings) if g.name not in _COMPANIONS]
+    if not related:
+        return f
+    return min(
+        related,
+        key=lambda g: (g.owner != f.name, _is_builtin_name(g.name), -g.rate, g.name),
+    )
 
 
 def _assign_owners(
@@ -762,6 +812,25 @@ def _assign_owners(
                 if f is not top and f.name in _COMPANIONS and f.rate <= top.rate * 1.5:
                     f.owner = top.name
     _break_owner_cycles(findings)
+    _fold_strays(findings)
+
+
+def _fold_strays(findings: dict[str, _TypeFindings]) -> None:
+    """Companion types with no path of their own go with the main culprit.
+
+    A class's ``__mro__`` tuple or the weak reference in its base's subclass list
+    has no path a search reaches, and is not a leak of its own.
+    """
+    primaries = [f for f in findings.values() if f.owner is None]
+    with_paths = [f for f in primaries if f.paths and f.name not in _COMPANIONS]
+    if not with_paths:
+        with_paths = [f for f in primaries if f.paths]
+    if not with_paths:
+        return
+    top = min(with_paths, key=lambda f: (_is_builtin_name(f.name), -f.rate, f.name))
+    for f in primaries:
+        if f is not top and not f.paths and f.name in _COMPANIONS and f.rate <= top.rate * 2.5:
+            f.owner = top.name
 
 
 def _fold_by_containers(
@@ -825,14 +894,32 @@ def _matches(
     return bool(names & set(container.elements)) and not (others & held)
 
 
+def _holder_rank(container: _Container, main: str, rate: float) -> tuple[int, float, str]:
+    """Holders a person must fix first: those holding the main type itself, growing at
+    its rate, then those that lead to it, then the rest; a function default last."""
+    if main in container.elements:
+        closeness = 0
+    elif main in container.reach:
+        closeness = 1
+    else:
+        closeness = 2
+    if container.key.kind == "defaults":
+        closeness += 3
+    off = abs(math.log(container.rate / rate)) if container.rate > 0 and rate > 0 else 9.0
+    return closeness, round(off, 3), str(container.key)
+
+
 def _object_culprit(f: _TypeFindings, evidence: _Evidence, used: set[ContainerKey]) -> _Ranked:
     related_findings = _all_related(f, evidence.findings)
     group = sorted([f, *related_findings], key=lambda g: (-g.rate, g.name))
-    main = next((g for g in group if g.name not in _COMPANIONS), f)
+    main = _main_of(f, evidence.findings)
     related = tuple((g.name, g.rate) for g in group if g is not main)
     all_names = {f.name, *(r.name for r in related_findings)}
     others = {g for g in evidence.mains if g != main.name}
-    holding = [c for c in evidence.containers if _matches(c, main.name, all_names, f.paths, others)]
+    holding = sorted(
+        (c for c in evidence.containers if _matches(c, main.name, all_names, f.paths, others)),
+        key=lambda c: _holder_rank(c, main.name, f.rate),
+    )
     used.update(c.key for c in holding)
     holders = [c.holder() for c in holding]
     paths = main.paths or f.paths
@@ -861,6 +948,8 @@ def _object_culprit(f: _TypeFindings, evidence: _Evidence, used: set[ContainerKe
         in_dict=any(len(p.types) > 1 and p.types[-2] == "dict" for p in f.paths),
         held=bool(holders),
         held_items=frozenset(holding[0].elements) if holding else frozenset(),
+        main=main.name,
+        log_handler=any(g.is_log_handler for g in group),
     )
     culprit = Culprit(
         kind="objects",

@@ -31,6 +31,8 @@ HintId = Literal[
     "exceptions",
     "loggers",
     "callbacks",
+    "log_handlers",
+    "classes_per_call",
     "class_registry",
     "unbounded_cache",
     "growing_container",
@@ -74,6 +76,14 @@ HINTS: Mapping[HintId, str] = {
     "callbacks": (
         "callbacks/handlers registered and never removed: unregister them when done, or hold "
         "them weakly (weakref.WeakMethod, weakref.WeakSet)"
+    ),
+    "log_handlers": (
+        "a logging handler added on every call: add handlers once at start-up "
+        "(logging.config), or removeHandler() and close() them when done"
+    ),
+    "classes_per_call": (
+        "a class created on every call and kept by a registry: create the class once (at "
+        "import, or cache it by its parameters), or unregister it when done"
     ),
     "class_registry": (
         "a registry on the class keeps every instance alive: remove entries when done, or "
@@ -183,6 +193,8 @@ class Facts:
     held: bool = False
     bounded: bool = False
     held_items: frozenset[str] = frozenset()
+    main: str = ""
+    log_handler: bool = False
 
 
 _BY_CULPRIT: Mapping[str, HintId] = {
@@ -245,6 +257,10 @@ def _object_hint(facts: Facts) -> HintId:
         return "exceptions"
     if _LOGGER_TYPE in names:
         return "loggers"
+    if facts.log_handler:
+        return "log_handlers"
+    if facts.main == "type":
+        return "classes_per_call"
     if (names | facts.held_items) & _CALLBACK_TYPES:
         return "callbacks"
     key = facts.container
