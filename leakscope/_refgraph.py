@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from leakscope._heap import MODULE_DICT, object_type_name, type_name
+from leakscope._heap import MODULE_DICT, TYPE_MODULE, object_type_name, type_name
+from leakscope.errors import DataError
 
 __all__ = [
     "RetentionPath",
@@ -134,7 +135,8 @@ class RetentionPath:
                 types=tuple(str(t) for t in data["types"]),
             )
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a RetentionPath dictionary: {exc}") from None
+            name = exc.args[0] if isinstance(exc, KeyError) and exc.args else ""
+            raise DataError(f"not a RetentionPath dictionary: {exc}", field=str(name)) from None
 
 
 def _hide_value(step: str) -> str:
@@ -304,74 +306,83 @@ def _frame_locals(frame: types.FrameType) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in pairs if type(k) is str and k in names]
 
 
-def edge_label(referrer: Any, referent: object) -> str:
-    """How ``referrer`` refers to ``referent``: ``.attr``, ``['key']``, ``[3]``...
+def _dict_label(referrer: dict[Any, Any], referent: object) -> str | None:
+    items = _safe_items(referrer)
+    for key, value in items:
+        if value is referent:
+            return f"[{_key_text(key)}]"
+    for key, _ in items:
+        if key is referent:
+            return f".keys(){{<{object_type_name(referent)}>}}"
+    return None
 
-    Returns ``".<?>"`` when the reference cannot be named (an opaque C object).
-    """
+
+def _sequence_label(referrer: Any, referent: object) -> str | None:
     rtp = type(referrer)
-    if issubclass(rtp, dict):
-        items = _safe_items(referrer)
-        for key, value in items:
-            if value is referent:
-                return f"[{_key_text(key)}]"
-        for key, _ in items:
-            if key is referent:
-                return f".keys(){{<{object_type_name(referent)}>}}"
-    elif issubclass(rtp, (list, tuple)):
-        try:
-            seq = (
-                list.copy(referrer)
-                if issubclass(rtp, list)
-                else tuple.__getitem__(referrer, slice(None))
-            )
-        except Exception:
-            seq = []
-        for i, value in enumerate(seq):
-            if value is referent:
-                fields = None
-                if issubclass(rtp, tuple) and rtp is not tuple:
-                    fields = _TYPE_DICT.__get__(rtp).get("_fields")
-                if type(fields) is tuple and i < len(fields) and type(fields[i]) is str:
-                    return f".{fields[i]}"
-                return f"[{i}]"
-    elif issubclass(rtp, (set, frozenset)):
-        return f"{{<{object_type_name(referent)}>}}"
-    elif rtp is types.FrameType:
-        label = _descriptor_label(referrer, referent)
-        if label is not None:
-            return label
-        for name, value in _frame_locals(referrer):
-            if value is referent:
-                return f".f_locals[{name!r}]"
-        return ".f_locals[?]"
-    elif issubclass(rtp, type):
-        if referent is _type_dict(referrer):
-            return ".__dict__"
-    elif issubclass(rtp, types.ModuleType):
-        try:
-            if referent is MODULE_DICT.__get__(referrer):
-                return ".__dict__"
-        except Exception:
-            pass
-    elif rtp in (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType):
-        label = _descriptor_label(referrer, referent)
-        if label is not None:
-            return label
-        frame = None
-        for attr in ("gi_frame", "cr_frame", "ag_frame"):
-            desc = rtp.__dict__.get(attr)
-            if desc is not None:
-                frame = desc.__get__(referrer, rtp)
-                break
-        if type(frame) is types.FrameType:
-            for name, value in _frame_locals(frame):
-                if value is referent:
-                    return f".{attr}.f_locals[{name!r}]"
+    try:
+        seq = (
+            list.copy(referrer)
+            if issubclass(rtp, list)
+            else tuple.__getitem__(referrer, slice(None))
+        )
+    except Exception:
+        seq = []
+    for i, value in enumerate(seq):
+        if value is referent:
+            fields = None
+            if issubclass(rtp, tuple) and rtp is not tuple:
+                fields = _TYPE_DICT.__get__(rtp).get("_fields")
+            if type(fields) is tuple and i < len(fields) and type(fields[i]) is str:
+                return f".{fields[i]}"
+            return f"[{i}]"
+    return None
 
+
+def _frame_label(referrer: types.FrameType, referent: object) -> str:
     label = _descriptor_label(referrer, referent)
     if label is not None:
         return label
+    for name, value in _frame_locals(referrer):
+        if value is referent:
+            return f".f_locals[{name!r}]"
+    return ".f_locals[?]"
+
+
+def _namespace_label(referrer: Any, referent: object) -> str | None:
+    """``.__dict__`` when ``referent`` is the namespace of the class or module ``referrer``."""
+    if issubclass(type(referrer), type):
+        return ".__dict__" if referent is _type_dict(referrer) else None
+    try:
+        return ".__dict__" if referent is MODULE_DICT.__get__(referrer) else None
+    except Exception:
+        return None
+
+
+def _generator_label(referrer: Any, referent: object) -> str | None:
+    label = _descriptor_label(referrer, referent)
+    if label is not None:
+        return label
+    rtp = type(referrer)
+    frame = None
+    attr = ""
+    for attr in ("gi_frame", "cr_frame", "ag_frame"):
+        desc = rtp.__dict__.get(attr)
+        if desc is not None:
+            frame = desc.__get__(referrer, rtp)
+            break
+    if type(frame) is types.FrameType:
+        for name, value in _frame_locals(frame):
+            if value is referent:
+                return f".{attr}.f_locals[{name!r}]"
+    return None
+
+
+def _attribute_label(referrer: Any, referent: object) -> str | None:
+    """An attribute read through a slot or the instance ``__dict__``."""
+    label = _descriptor_label(referrer, referent)
+    if label is not None:
+        return label
+    rtp = type(referrer)
     if rtp is types.FunctionType and type(referent) is dict:
         return ".__dict__"
     d = _instance_dict(referrer) if rtp is not types.FunctionType else None
@@ -383,7 +394,44 @@ def edge_label(referrer: Any, referent: object) -> str:
                 if type(key) is str and key.isidentifier():
                     return f".{key}"
                 return f".__dict__[{_key_text(key)}]"
-    return ".<?>"
+    return None
+
+
+_GENERATORS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _container_label(referrer: Any, referent: object) -> str | None:
+    """The label when ``referrer`` is a dict, sequence, set, frame, class, module or generator."""
+    rtp = type(referrer)
+    if issubclass(rtp, dict):
+        return _dict_label(referrer, referent)
+    if issubclass(rtp, (list, tuple)):
+        return _sequence_label(referrer, referent)
+    if issubclass(rtp, (set, frozenset)):
+        return f"{{<{object_type_name(referent)}>}}"
+    if rtp is types.FrameType:
+        return _frame_label(referrer, referent)
+    if issubclass(rtp, (type, types.ModuleType)):
+        return _namespace_label(referrer, referent)
+    if rtp in _GENERATORS:
+        return _generator_label(referrer, referent)
+    return None
+
+
+def edge_label(referrer: Any, referent: object) -> str:
+    """How ``referrer`` refers to ``referent``: ``.attr``, ``['key']``, ``[3]``...
+
+    Returns ``".<?>"`` when the reference cannot be named (an opaque C object).
+
+    >>> edge_label({"user:42": 7}, 7), edge_label([0, "x"], "x")
+    ("['user:42']", '[1]')
+    """
+    if type(referrer) is types.FrameType:
+        return _frame_label(referrer, referent)
+    label = _container_label(referrer, referent)
+    if label is None:
+        label = _attribute_label(referrer, referent)
+    return ".<?>" if label is None else label
 
 
 # --- roots ------------------------------------------------------------------
@@ -397,6 +445,8 @@ class _Roots:
     def __init__(self, own: set[int]) -> None:
         self.module_dicts: dict[int, tuple[str, object]] = {}
         self.module_names: dict[int, str] = {}
+        self.classes: dict[int, bool] = {}  # id of a class met -> importable
+        own.add(id(self.classes))
         for name, mod in list(sys.modules.items()):
             if type(name) is not str or not issubclass(type(mod), types.ModuleType):
                 continue
@@ -410,6 +460,7 @@ class _Roots:
             root = f"sys.modules[{name!r}]"
             self.module_names[id(mod)] = root
             self.module_dicts[id(md)] = (root, mod)
+        self._add_loggers()
         # Running frames are invisible to the collector: read their locals here.
         self.frame_refs: dict[int, list[tuple[str, types.FrameType, str]]] = {}
         self.frames: list[types.FrameType] = []
@@ -465,6 +516,52 @@ class _Roots:
         for name, value in _frame_locals(frame):
             self.frame_refs.setdefault(id(value), []).append((root, frame, f".f_locals[{name!r}]"))
 
+    def _add_loggers(self) -> None:
+        """Loggers are roots named as people get them: ``logging.getLogger('jobs')``."""
+        logging = sys.modules.get("logging")
+        if logging is None:
+            return
+        try:
+            md = MODULE_DICT.__get__(logging)
+            logger_class = md.get("Logger")
+            root = md.get("root")
+            registry = logger_class.manager.loggerDict if logger_class is not None else None
+        except Exception:
+            return
+        if type(registry) is not dict:
+            return
+        if root is not None:
+            self.module_names.setdefault(id(root), "logging.getLogger()")
+        for name, logger in _safe_items(registry):
+            if type(name) is str and isinstance(logger, logger_class):
+                self.module_names.setdefault(id(logger), f"logging.getLogger({name!r})")
+
+    def _importable(self, cls: type) -> bool:
+        """Whether ``cls`` is what its module and qualified name lead to (cached per query).
+
+        A class made per call (``type(name, bases, ns)``, a class statement in a
+        function) is not a root a person can find: the registry or frame that holds it is.
+        """
+        known = self.classes.get(id(cls))
+        if known is not None:
+            return known
+        found = False
+        try:
+            module = sys.modules.get(TYPE_MODULE.__get__(cls))
+            qual = _QUALNAME.__get__(cls)
+            if module is not None and type(qual) is str and "<" not in qual:
+                obj: Any = module
+                for i, part in enumerate(qual.split(".")):
+                    ns = MODULE_DICT.__get__(obj) if i == 0 else _type_dict(obj)
+                    obj = ns.get(part) if type(ns) is dict else None
+                    if obj is None:
+                        break
+                found = obj is cls
+        except Exception:
+            found = False
+        self.classes[id(cls)] = found
+        return found
+
     def root_of(self, obj: object) -> tuple[int, str, object | None] | None:
         """(priority, name, object to put before ``obj`` on the path) or None."""
         oid = id(obj)
@@ -476,6 +573,8 @@ class _Roots:
             return _PRIO_MODULE, name, None
         tp = type(obj)
         if issubclass(tp, type):
+            if not self._importable(obj):  # type: ignore[arg-type]
+                return None  # a class made at run time: what holds it is the root
             return _PRIO_CLASS, f"class {type_name(obj)}", None  # type: ignore[arg-type]
         if tp is types.FunctionType:
             try:
@@ -584,6 +683,101 @@ class _ReverseIndex:
 # --- search -------------------------------------------------------------------
 
 
+class _Search:
+    """The state of one backward search: objects met, the frontier, the roots reached."""
+
+    def __init__(self, targets: Sequence[object], ignore_frame: types.FrameType | None) -> None:
+        self.own: set[int] = set()
+        self.own.add(id(self.own))
+        self.own.add(id(targets))
+        self.seen: dict[int, Any] = {}  # every object met, so that ids stay valid
+        self.nxt: dict[int, int] = {}  # referrer id -> id of the object it refers to
+        self.frontier: dict[int, Any] = {}
+        self.hits: list[_Hit] = []
+        self.root_edges: set[tuple[int, int]] = set()
+        for holder in (self.seen, self.nxt, self.frontier, self.hits):
+            self.own.add(id(holder))
+        for t in targets:
+            self.seen[id(t)] = t
+            self.frontier[id(t)] = t
+        self.target_ids = frozenset(self.frontier)
+        self.first_id = id(targets[0]) if targets else None
+        self.ignore_frame = ignore_frame
+        self.roots = _Roots(self.own)
+        self.index = _ReverseIndex(self.own)
+        self.referrers = 0
+        self.visible = 0
+        self.rooted: bool | None = None
+
+    def _frame_hits(self, depth: int, recording: bool) -> None:
+        """Running frames that refer to the frontier directly: roots reached."""
+        for fid in self.frontier:
+            for frame_root, frame, label in self.roots.frame_refs.get(fid, ()):
+                if fid in self.target_ids:
+                    if fid == self.first_id:
+                        self.visible += 1
+                    if frame is self.ignore_frame:
+                        continue
+                    self.referrers += 1
+                self.rooted = True
+                if recording:
+                    self.hits.append((_PRIO_FRAME, depth, frame_root, fid, None, label, -1))
+
+    def step(self, depth: int, recording: bool) -> None:
+        """One level: the referrers of the frontier become the next frontier."""
+        nxt_frontier: dict[int, Any] = {}
+        self.own.add(id(nxt_frontier))
+        self._frame_hits(depth, recording)
+        found = self.index.referrers(self.frontier)
+        for ref, children in found:
+            rid = id(ref)
+            if depth == 1:
+                self.referrers += 1
+                if self.first_id is not None and self.first_id in children:
+                    self.visible += _count_refs(ref, self.seen[self.first_id])
+            named = self.roots.root_of(ref)
+            if named is not None:
+                self._root_hit(ref, named, children, depth, recording)
+                continue
+            if rid in self.seen:
+                continue
+            self.seen[rid] = ref
+            self.nxt[rid] = children[0]
+            nxt_frontier[rid] = ref
+        found.clear()
+        self.frontier.clear()
+        self.frontier = nxt_frontier
+
+    def _root_hit(
+        self,
+        ref: object,
+        named: tuple[int, str, object | None],
+        children: list[int],
+        depth: int,
+        recording: bool,
+    ) -> None:
+        # a root may hold several frontier objects: one path through each
+        rid = id(ref)
+        self.rooted = True
+        self.seen[rid] = ref
+        for child in dict.fromkeys(children):
+            if (rid, child) in self.root_edges or not recording:
+                continue
+            self.root_edges.add((rid, child))
+            self.hits.append((named[0], depth, named[1], rid, named[2], None, child))
+
+    def close(self) -> None:
+        self.frontier.clear()
+        self.index.close()
+        self.roots.frame_refs.clear()
+        self.roots.frames.clear()
+        for snapshot in self.roots.snapshots:
+            snapshot.clear()
+        self.roots.snapshots.clear()
+        self.seen.clear()
+        self.hits.clear()
+
+
 def search(
     targets: Sequence[object],
     *,
@@ -602,89 +796,26 @@ def search(
         raise ValueError(f"max_depth must be a positive int, not {max_depth!r}")
     if type(max_paths) is not int or max_paths < 1:
         raise ValueError(f"max_paths must be a positive int, not {max_paths!r}")
-    own: set[int] = set()
-    own.add(id(own))
-    own.add(id(targets))
-    seen: dict[int, Any] = {}  # every object met, so that ids stay valid
-    nxt: dict[int, int] = {}  # referrer id -> id of the object it refers to (toward a target)
-    frontier: dict[int, Any] = {}
-    hits: list[_Hit] = []
-    root_edges: set[tuple[int, int]] = set()
-    for holder in (seen, nxt, frontier, hits):
-        own.add(id(holder))
-    for t in targets:
-        seen[id(t)] = t
-        frontier[id(t)] = t
-    target_ids = frozenset(frontier)
-    first = targets[0] if targets else None
-    roots = _Roots(own)
-    index = _ReverseIndex(own)
-    referrers = 0
-    visible = 0
-    rooted: bool | None = None
+    state = _Search(targets, ignore_frame)
     depth = 0
     try:
-        while frontier:
+        while state.frontier:
             depth += 1
-            recording = depth <= max_depth
-            nxt_frontier: dict[int, Any] = {}
-            own.add(id(nxt_frontier))
-            for fid in frontier:  # running frames: roots reached directly
-                for frame_root, frame, label in roots.frame_refs.get(fid, ()):
-                    if fid in target_ids:
-                        if first is not None and fid == id(first):
-                            visible += 1
-                        if frame is ignore_frame:
-                            continue
-                        referrers += 1
-                    rooted = True
-                    if recording:
-                        hits.append((_PRIO_FRAME, depth, frame_root, fid, None, label, -1))
-            found = index.referrers(frontier)
-            for ref, children in found:
-                rid = id(ref)
-                if depth == 1:
-                    referrers += 1
-                    if first is not None and id(first) in children:
-                        visible += _count_refs(ref, first)
-                named = roots.root_of(ref)
-                if named is not None:
-                    # a root may hold several frontier objects: one path through each
-                    rooted = True
-                    seen[rid] = ref
-                    for child in dict.fromkeys(children):
-                        if (rid, child) in root_edges or not recording:
-                            continue
-                        root_edges.add((rid, child))
-                        hits.append((named[0], depth, named[1], rid, named[2], None, child))
-                    continue
-                if rid in seen:
-                    continue
-                seen[rid] = ref
-                nxt[rid] = children[0]
-                nxt_frontier[rid] = ref
-            found.clear()
-            frontier.clear()
-            frontier = nxt_frontier
-            if len(hits) >= max_paths:
+            state.step(depth, recording=depth <= max_depth)
+            if len(state.hits) >= max_paths:
                 break
-            if depth >= max_depth and (rooted or not exhaust or depth >= max_depth + _EXTRA_DEPTH):
+            if depth >= max_depth and (
+                state.rooted or not exhaust or depth >= max_depth + _EXTRA_DEPTH
+            ):
                 break
-        if rooted is None and not frontier:
-            rooted = False
-        paths = _build_paths(hits, seen, nxt, target_ids, max_paths)
+        if state.rooted is None and not state.frontier:
+            state.rooted = False
+        paths = _build_paths(state.hits, state.seen, state.nxt, state.target_ids, max_paths)
     finally:
-        frontier.clear()
-        index.close()
-        roots.frame_refs.clear()
-        roots.frames.clear()
-        for snapshot in roots.snapshots:
-            snapshot.clear()
-        roots.snapshots.clear()
-        seen.clear()
-        hits.clear()
-        first = None
-    return SearchResult(paths=paths, referrers=referrers, visible_refs=visible, rooted=rooted)
+        state.close()
+    return SearchResult(
+        paths=paths, referrers=state.referrers, visible_refs=state.visible, rooted=state.rooted
+    )
 
 
 def _count_refs(referrer: object, obj: object) -> int:

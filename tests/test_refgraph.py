@@ -98,8 +98,32 @@ def test_module_global_and_class_attribute_paths(app: types.ModuleType) -> None:
 
     holder = type("Holder", (), {"registry": {"k": Thing()}})
     holder.__module__ = "refgraph_app"
+    app.Holder = holder
     paths = find_paths([holder.registry["k"]])
     assert "class refgraph_app.Holder.registry['k']" in [str(p) for p in paths]
+
+
+def test_a_class_made_at_run_time_is_not_a_root(app: types.ModuleType) -> None:
+    # A class a registry keeps (made per call) is named through the registry that holds it.
+    made = type("Made", (), {"fields": {"id": Thing()}})
+    made.__module__ = "refgraph_app"
+    app.registry = {"Made": [made]}
+    paths = [str(p) for p in find_paths([made.fields["id"]])]
+    assert "sys.modules['refgraph_app'].registry['Made'][0].fields['id']" in paths
+    assert not any(p.startswith("class ") for p in paths), paths
+
+
+def test_loggers_are_roots_named_as_people_get_them() -> None:
+    import logging
+
+    logger = logging.getLogger("refgraph_app.jobs")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        paths = [str(p) for p in find_paths([handler])]
+    finally:
+        logger.removeHandler(handler)
+    assert "logging.getLogger('refgraph_app.jobs').handlers[0]" in paths
 
 
 def test_paths_through_closures_and_dict_keys(app: types.ModuleType) -> None:

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _support import run_python, run_python_json
+from _support import child_env, run_python, run_python_json
 
+from leakscope._roots import ContainerKey
 from leakscope.engine.model import Culprit, Holder, LeakReport, PerCall, Run
+from leakscope.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
 NAMES = sorted(p.stem for p in SCENARIOS.glob("*.py") if not p.stem.startswith("_"))
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    return env
 
 
 def _scenario(name: str) -> dict:
@@ -31,7 +27,7 @@ def _scenario(name: str) -> dict:
         check=False,
         text=True,
         timeout=120,
-        env=_env(),
+        env=child_env(),
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
@@ -53,6 +49,8 @@ def test_scenario_verdict_and_explanation(name: str) -> None:
         assert not report.leaked, text
         assert report.culprits == ()
         assert "no leak" in text
+        if data["note"]:  # what grew is said, not hidden
+            assert data["note"] in text, text
         return
     assert report.leaked, text
     assert report.culprits, text
@@ -63,9 +61,95 @@ def test_scenario_verdict_and_explanation(name: str) -> None:
     if data["holder"]:  # ...and so is what holds it
         assert data["holder"] in text, text
     assert first.hint, text
+    if data["hint"]:
+        assert data["hint"] in first.hint, text
+    for culprit_type, (holder, hint) in data["each"].items():  # several leaks: each its own
+        culprit = next(c for c in report.culprits if c.type == culprit_type)
+        assert holder in culprit.holders[0].description, text
+        assert all(
+            holder not in h.description
+            for c in report.culprits
+            if c is not culprit
+            for h in c.holders
+        ), text
+        assert hint in culprit.hint, text
     assert "LEAK in" in text
     # JSON round trip, and str() never shows values
     assert LeakReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def _shape(report: LeakReport) -> list:
+    """What a report says, without the numbers that vary from run to run."""
+
+    def plain(text: str) -> str:
+        return re.sub(r"[0-9][0-9,.]*", "#", text)
+
+    return [
+        (
+            c.kind,
+            c.types,
+            sorted(name for name, _ in c.related),
+            [plain(h.description) for h in c.holders],
+            c.hint,
+        )
+        for c in report.culprits
+    ]
+
+
+def _scenario_with_seed(name: str, seed: int) -> LeakReport:
+    proc = subprocess.run(
+        [sys.executable, str(SCENARIOS / "_run.py"), name],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        env=child_env({"PYTHONHASHSEED": str(seed)}),
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return LeakReport.from_dict(json.loads(proc.stdout)["report"])
+
+
+@pytest.mark.parametrize("name", ["leak_two_at_once", "leak_exceptions", "leak_handlers"])
+def test_report_does_not_depend_on_the_hash_seed(name: str) -> None:
+    shapes = [_shape(_scenario_with_seed(name, seed)) for seed in (0, 1, 2, 3, 5)]
+    assert all(shape == shapes[0] for shape in shapes), shapes
+
+
+def test_bounded_caches_are_known_by_their_bound() -> None:
+    # Growth into a declared bound is no leak, and it is known long before the bound.
+    out = run_python_json(
+        """
+        import collections, functools, itertools, json
+        from leakscope.engine.check import check
+        ids = itertools.count()
+        class Row:
+            pass
+        @functools.lru_cache(maxsize=5000)
+        def parse(n):
+            return Row()
+        @functools.cache
+        def parse_all(n):
+            return Row()
+        recent = collections.deque(maxlen=100_000)
+        reports = [
+            check(lambda: parse(next(ids))),
+            check(lambda: recent.append(Row())),
+            check(lambda: parse_all(next(ids))),
+        ]
+        print(json.dumps([r.to_dict() for r in reports]))
+        """
+    )
+    lru, deque, unbounded = (LeakReport.from_dict(r) for r in out)
+    for report in (lru, deque):
+        assert not report.leaked and not report.culprits, report
+        assert report.calls < 5000
+        assert "filling a bounded cache (" in str(report)
+    assert " of 5,000 entries): functools.lru_cache" in lru.bounded[0]
+    assert " of 100,000 entries): collections.deque" in deque.bounded[0]
+    assert unbounded.leaked and unbounded.bounded == ()
+    assert "lru_cache(maxsize=None)" in unbounded.culprits[0].hint
+    assert "on a method" not in unbounded.culprits[0].hint
 
 
 def test_explanations_name_holder_site_and_notes() -> None:
@@ -362,3 +446,86 @@ def test_report_round_trip_and_raise() -> None:
     assert "allocated at: app.py:3" in str(report)
     with pytest.raises(ValueError):
         LeakReport.from_dict({"format": "other"})
+
+
+def _good_report() -> dict:
+    return LeakReport(
+        function="app.handle",
+        leaked=True,
+        per_call=PerCall(2.0, 3.0),
+        culprits=(
+            Culprit(
+                kind="objects",
+                types=("app.Session",),
+                per_call=1.0,
+                holders=(Holder.container(ContainerKey.global_("app", "_S"), "list", 1.0),),
+            ),
+        ),
+        runs=(Run(32, 0.01, 32, 64, None, 0),),
+    ).to_dict()
+
+
+def _broken(path: tuple, value: object) -> dict:
+    data = json.loads(json.dumps(_good_report()))
+    target = data
+    for step in path[:-1]:
+        target = target[step]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return data
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("format",), "other", "format"),
+        (("function",), _DELETE, "function"),
+        (("leaked",), "yes", "leaked"),
+        (("per_call",), _DELETE, "per_call"),
+        (("per_call",), [1, 2], "per_call"),
+        (("per_call", "objects"), "many", "per_call.objects"),
+        (("per_call", "bytes"), "x", "per_call.bytes"),
+        (("runs",), {"a": 1}, "runs"),
+        (("runs", 0, "calls"), _DELETE, "runs[0].calls"),
+        (("runs", 0, "calls"), 1.5, "runs[0].calls"),
+        (("runs", 0, "rss"), "big", "runs[0].rss"),
+        (("culprits", 0), "x", "culprits[0]"),
+        (("culprits", 0, "kind"), _DELETE, "culprits[0].kind"),
+        (("culprits", 0, "kind"), "weird", "culprits[0].kind"),
+        (("culprits", 0, "unit"), "parsecs", "culprits[0].unit"),
+        (("culprits", 0, "per_call"), None, "culprits[0].per_call"),
+        (("culprits", 0, "types"), [1], "culprits[0].types[0]"),
+        (("culprits", 0, "related"), [["dict"]], "culprits[0].related[0]"),
+        (("culprits", 0, "holders", 0, "description"), 3, "culprits[0].holders[0].description"),
+        (("culprits", 0, "holders", 0, "kind"), "ghost", "culprits[0].holders[0].kind"),
+        (("culprits", 0, "holders", 0, "rate"), "fast", "culprits[0].holders[0].rate"),
+        (("culprits", 0, "holders", 0, "key"), "nokey", "culprits[0].holders[0].key"),
+        (("warmup",), "3", "warmup"),
+        (("notes",), [None], "notes[0]"),
+    ],
+)
+def test_from_dict_names_the_bad_field(path: tuple, value: object, field: str) -> None:
+    data = _broken(path, value)
+    with pytest.raises(DataError) as info:
+        LeakReport.from_dict(data)
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+
+
+def test_each_engine_from_dict_raises_data_error() -> None:
+    for cls in (PerCall, Run, Holder, Culprit, LeakReport):
+        with pytest.raises(DataError):
+            cls.from_dict({})  # type: ignore[attr-defined]
+        with pytest.raises(DataError):
+            cls.from_dict(None)  # type: ignore[attr-defined, arg-type]
+    good = _good_report()
+    assert LeakReport.from_dict(good).to_dict() == good
+    # an older report without the holder's structured fields still loads
+    del good["culprits"][0]["holders"][0]["key"]
+    del good["culprits"][0]["holders"][0]["rate"]
+    assert LeakReport.from_dict(good).culprits[0].holders[0].key is None

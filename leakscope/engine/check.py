@@ -81,6 +81,140 @@ class Outcome:
     exc: BaseException | None = None
 
 
+class _Readings:
+    """Process-wide readings taken after a full collection: blocks, RSS, gc.garbage, census."""
+
+    __slots__ = ("blocks", "census", "garbage", "rss")
+
+    def __init__(self) -> None:
+        self.blocks = sys.getallocatedblocks()
+        self.rss = rss_bytes()
+        self.garbage = len(gc.garbage)
+        self.census = take_census()
+
+
+def _measured_run(
+    runner: Runner, n: int, index: int, deadline: float | None, base: _Readings
+) -> tuple[Measured, _Readings]:
+    """One measured run of ``n`` calls: the calls, a collection, and the growth since ``base``."""
+    done, seconds = runner.run(n, f"measured run {index},", deadline)
+    gc_was_enabled = gc.isenabled()
+    collected = gc.collect()
+    after = _Readings()
+    rss = None if after.rss is None or base.rss is None else after.rss - base.rss
+    measured = Measured(
+        run=Run(
+            done,
+            seconds,
+            after.census.objects - base.census.objects,
+            after.blocks - base.blocks,
+            rss,
+            collected,
+        ),
+        types=changes(base.census.types, after.census.types),
+        containers=changes(base.census.containers, after.census.containers),
+        garbage=0 if gc_was_enabled else collected,
+        gc_garbage=after.garbage - base.garbage,
+    )
+    return measured, after
+
+
+def _first_run_calls(runs: int | None, per_call_s: float) -> int:
+    if runs is None:
+        first = int(_FIRST_RUN_SECONDS / per_call_s) if per_call_s > 0 else _MAX_FIRST_RUN
+        return max(1, min(_MAX_FIRST_RUN, first))
+    return 1 if per_call_s * 2 ** (runs - 1) > _BUDGET else max(1, min(_MAX_FIRST_RUN, 8))
+
+
+def _adaptive_stop(
+    measured: list[Measured], assessment: Assessment, spent: float, n: int, notes: list[str]
+) -> bool:
+    """Whether an adaptive check has seen enough (or spent its budget)."""
+    k = len(measured)
+    calls = sum(m.run.calls for m in measured)
+    if k >= _MIN_RUNS:
+        if assessment.leaked and calls >= _MIN_CALLS:
+            return True
+        if not assessment.leaked and not assessment.unsure:
+            return True
+    if k >= _MAX_RUNS:
+        return True
+    estimate = spent / max(1, calls) * n * 2
+    if k >= _MIN_RUNS and spent + estimate > _BUDGET:
+        if assessment.leaked and calls < _MIN_CALLS:
+            notes.append(
+                f"steady growth seen over {calls:,} calls only (time budget spent); "
+                "a cache bigger than that would look the same: pass runs= or timeout= "
+                "to measure longer"
+            )
+        return True
+    return False
+
+
+@dataclass
+class _Runs:
+    """The measured runs of one check and the assessment of the last one."""
+
+    measured: list[Measured]
+    assessment: Assessment
+    spent: float
+    container_types: dict[str, str]
+    notes: list[str]
+
+
+def _measure_runs(
+    runner: Runner, *, n: int, runs: int | None, deadline: float | None, timeout: float | None
+) -> _Runs:
+    """Measured runs, doubling the calls each time, until the verdict is clear."""
+    measured: list[Measured] = []
+    notes: list[str] = []
+    spent = 0.0
+    assessment = Assessment()
+    # Everything alive after the warm-up is frozen for the measured runs: each collection
+    # and census then looks only at the objects made since, not the whole process (most
+    # of a check's time in a big process).  Blocks, RSS and gc.garbage are read right
+    # after a full collection, which also empties the free lists, so consecutive readings
+    # compare like with like.
+    with frozen():
+        gc.collect()
+        base = _Readings()
+        while True:
+            m, base = _measured_run(runner, n, len(measured) + 1, deadline, base)
+            measured.append(m)
+            spent += m.run.seconds
+            assessment = assess(measured)
+            if deadline is not None and time.perf_counter() > deadline:
+                if runs is None or len(measured) < runs:
+                    notes.append(
+                        f"timed out after {timeout} s; the verdict uses the runs completed so far"
+                    )
+                break
+            if runs is not None:
+                if len(measured) >= runs:
+                    break
+            elif _adaptive_stop(measured, assessment, spent, n, notes):
+                break
+            n *= 2
+    return _Runs(measured, assessment, spent, base.census.container_types, notes)
+
+
+def _without_ignored(
+    culprits: tuple[Culprit, ...], ignored: frozenset[str], notes: list[str]
+) -> tuple[Culprit, ...]:
+    """The culprits whose main type is not in ``ignored`` (a note lists the others)."""
+    kept = tuple(c for c in culprits if not c.types or c.types[0] not in ignored)
+    if len(kept) < len(culprits):
+        notes.append(
+            "ignored (ignore_types): "
+            + ", ".join(
+                f"{c.types[0]} +{format_rate(c.per_call)} {c.unit}/call"
+                for c in culprits
+                if c not in kept
+            )
+        )
+    return kept
+
+
 def _measure(
     runner: Runner,
     *,
@@ -95,117 +229,32 @@ def _measure(
     started = time.perf_counter()
     deadline = None if timeout is None else started + timeout
     warm_calls, per_call_s = warm_up(runner, warmup, deadline)
-
-    if runs is None:
-        first = int(_FIRST_RUN_SECONDS / per_call_s) if per_call_s > 0 else _MAX_FIRST_RUN
-        n = max(1, min(_MAX_FIRST_RUN, first))
-    else:
-        n = 1 if per_call_s * 2 ** (runs - 1) > _BUDGET else max(1, min(_MAX_FIRST_RUN, 8))
-    measured: list[Measured] = []
-    notes: list[str] = []
-    spent = 0.0
-    # Everything alive after the warm-up is frozen for the measured runs: each collection
-    # and census then looks only at the objects made since, not the whole process (most
-    # of a check's time in a big process).  Blocks, RSS and gc.garbage are read right
-    # after a full collection, which also empties the free lists, so consecutive readings
-    # compare like with like.
-    with frozen():
-        gc.collect()
-        blocks_before = sys.getallocatedblocks()
-        rss_before = rss_bytes()
-        garbage_before = len(gc.garbage)
-        base = take_census()
-        assessment = Assessment()
-        cut_short = False
-        while True:
-            done, seconds = runner.run(n, f"measured run {len(measured) + 1},", deadline)
-            spent += seconds
-            gc_was_enabled = gc.isenabled()
-            collected = gc.collect()
-            blocks_after = sys.getallocatedblocks()
-            rss_after = rss_bytes()
-            garbage_after = len(gc.garbage)
-            rss = None if rss_after is None or rss_before is None else rss_after - rss_before
-            after = take_census()
-            measured.append(
-                Measured(
-                    run=Run(
-                        done,
-                        seconds,
-                        after.objects - base.objects,
-                        blocks_after - blocks_before,
-                        rss,
-                        collected,
-                    ),
-                    types=changes(base.types, after.types),
-                    containers=changes(base.containers, after.containers),
-                    garbage=0 if gc_was_enabled else collected,
-                    gc_garbage=garbage_after - garbage_before,
-                )
-            )
-            blocks_before, rss_before, garbage_before = blocks_after, rss_after, garbage_after
-            base = after
-            del after
-            k = len(measured)
-            assessment = assess(measured)
-            timed_out = deadline is not None and time.perf_counter() > deadline
-            if timed_out:
-                cut_short = runs is None or k < runs
-                break
-            if runs is not None:
-                if k >= runs:
-                    break
-            else:
-                calls = sum(m.run.calls for m in measured)
-                if k >= _MIN_RUNS:
-                    if assessment.leaked and calls >= _MIN_CALLS:
-                        break
-                    if not assessment.leaked and not assessment.unsure:
-                        break
-                if k >= _MAX_RUNS:
-                    break
-                estimate = spent / max(1, calls) * n * 2
-                if k >= _MIN_RUNS and spent + estimate > _BUDGET:
-                    if assessment.leaked and calls < _MIN_CALLS:
-                        notes.append(
-                            f"steady growth seen over {calls:,} calls only (time budget spent); "
-                            "a cache bigger than that would look the same: pass runs= or timeout= "
-                            "to measure longer"
-                        )
-                    break
-            n *= 2
-    if cut_short:
-        notes.append(f"timed out after {timeout} s; the verdict uses the runs completed so far")
-
+    done = _measure_runs(
+        runner, n=_first_run_calls(runs, per_call_s), runs=runs, deadline=deadline, timeout=timeout
+    )
+    measured, assessment, notes = done.measured, done.assessment, done.notes
     culprits: tuple[Culprit, ...] = ()
+    bounded: tuple[str, ...] = ()
     per_call_bytes: float | None = None
     if assessment.leaked:
         explained = explain(
             runner.run,
             assessment,
             measured,
-            base.container_types,
+            done.container_types,
             trace=trace,
             state=state,
             calls_hint=measured[-1].run.calls,
-            seconds_per_call=spent / max(1, sum(m.run.calls for m in measured)),
+            seconds_per_call=done.spent / max(1, sum(m.run.calls for m in measured)),
         )
         culprits, per_call_bytes = explained.culprits, explained.bytes_per_call
+        bounded = explained.bounded
         notes.extend(explained.notes)
-    leaked = assessment.leaked
+    # Growth into a cache's declared bound is not a leak, however long it would go on.
+    leaked = assessment.leaked and (bool(culprits) or not bounded)
     if leaked and ignored and culprits:
-        kept = tuple(c for c in culprits if not c.types or c.types[0] not in ignored)
-        if len(kept) < len(culprits):
-            notes.append(
-                "ignored (ignore_types): "
-                + ", ".join(
-                    f"{c.types[0]} +{format_rate(c.per_call)} {c.unit}/call"
-                    for c in culprits
-                    if c not in kept
-                )
-            )
-        culprits = kept
-        leaked = bool(kept)
+        culprits = _without_ignored(culprits, ignored, notes)
+        leaked = bool(culprits)
     tail = measured[-min(CONFIRM, len(measured)) :]
     tail_calls = sum(m.run.calls for m in tail) or 1
     per_call = PerCall(
@@ -223,6 +272,7 @@ def _measure(
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
         settled=settled(measured, assessment),
+        bounded=bounded,
     )
 
 

@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import traceback
+import tracemalloc
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,16 +44,18 @@ from typing import Any, TextIO
 from leakscope._format import format_bytes, format_bytes_delta
 from leakscope._snapshot import Growth, Snapshot, snapshot
 from leakscope.cycles import CycleReport, find_cycles
-from leakscope.engine.model import Culprit, Run
+from leakscope.engine.explain import allocation_sites, culprits_from_growth
+from leakscope.engine.model import Culprit, Holder, Run
 from leakscope.engine.signals import Measured, assess, changes
 from leakscope.errors import RunError
 
-__all__ = ["FORMAT", "RunError", "format_run", "run_program"]
+__all__ = ["FORMAT", "RunError", "Ticks", "format_run", "run_program"]
 
 FORMAT = "leakscope.run"
 VERSION = 1
 
 _MIN_INTERVALS = 5  # intervals before any culprit is named
+_NFRAME = 12  # traceback frames recorded with trace=True
 _TOP_TYPES = 8  # types followed in the timeline
 # "growth" verdict thresholds over the whole run (start-up imports stay below them).
 _GROWTH_OBJECTS = 20_000
@@ -131,6 +134,73 @@ _ADAPTIVE_POINTS = 32  # an adaptive run halves its points and doubles its inter
 _MAX_SHARE = 0.1  # an adaptive run spends at most about this share of its time sampling
 
 
+class _Timer:
+    """The default trigger: a snapshot every ``interval`` seconds of wall-clock time."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait for the next snapshot; True when the run has ended instead."""
+        return self._stop.wait(seconds)
+
+    def taken(self) -> None:
+        """A snapshot was taken (nothing to do for a timer)."""
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Ticks:
+    """A count trigger for :func:`run_program`: a snapshot each time :meth:`tick` is called.
+
+    With ``run_program(..., trigger=ticks)`` the sampler takes no snapshot on its own:
+    the program (or a test driving it) calls ``ticks.tick()``, which returns once
+    the snapshot has been taken, so every interval holds exactly the work done
+    between two ticks, whatever the machine's load.
+
+    >>> ticks = Ticks()
+    >>> ticks.stop(); ticks.wait(1.0)
+    True
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._taken = 0
+        self._stopped = False
+
+    def tick(self, timeout: float = 30.0) -> bool:
+        """Ask for a snapshot and wait until it is taken; False if the run ended first."""
+        with self._cond:
+            if self._stopped:
+                return False
+            self._requested += 1
+            wanted = self._requested
+            self._cond.notify_all()
+            return (
+                self._cond.wait_for(lambda: self._taken >= wanted or self._stopped, timeout=timeout)
+                and self._taken >= wanted
+            )
+
+    def wait(self, seconds: float) -> bool:
+        """The sampler's side: wait for a tick (``seconds`` is ignored); True when stopped."""
+        del seconds
+        with self._cond:
+            self._cond.wait_for(lambda: self._requested > self._taken or self._stopped)
+            return self._stopped
+
+    def taken(self) -> None:
+        with self._cond:
+            self._taken += 1
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+
 @dataclass
 class _Sampler:
     """Takes a snapshot every ``interval`` seconds on a daemon thread.
@@ -147,7 +217,10 @@ class _Sampler:
     adaptive: bool = False
     points: list[_Point] = field(default_factory=list)
     names: tuple[_Names, _Names] = field(default_factory=lambda: (_Names(), _Names()))
-    stop: threading.Event = field(default_factory=threading.Event)
+    trigger: _Timer | Ticks = field(default_factory=_Timer)
+    stopped: bool = False
+    stride: int = 1  # with ticks: a point every ``stride`` ticks (doubles with the interval)
+    ticks: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
 
@@ -156,28 +229,38 @@ class _Sampler:
         self.thread.start()
 
     def _loop(self) -> None:
-        while not self.stop.wait(self.interval):
-            begun = time.perf_counter()
+        while not self.trigger.wait(self.interval):
+            self.ticks += 1
             try:
-                snap = snapshot(collect=False, memory=False)
-            except Exception:  # the program mutated the heap mid-scan: skip
-                continue
-            point = _point(snap, self.started, self.names)
-            del snap
-            with self.lock:
-                if self.stop.is_set():
-                    return
-                self.points.append(point)
-                if self.adaptive:
-                    self._adapt(time.perf_counter() - begun)
-            self._show(point)
+                if self.ticks % self.stride == 0:
+                    self._sample()
+            finally:
+                self.trigger.taken()
+
+    def _sample(self) -> None:
+        begun = time.perf_counter()
+        try:
+            snap = snapshot(collect=False, memory=False)
+        except Exception:  # the program mutated the heap mid-scan: skip
+            return
+        point = _point(snap, self.started, self.names)
+        del snap
+        with self.lock:
+            if self.stopped:
+                return
+            self.points.append(point)
+            if self.adaptive:
+                self._adapt(time.perf_counter() - begun)
+        self._show(point)
 
     def _adapt(self, cost: float) -> None:
         if len(self.points) > _ADAPTIVE_POINTS:
             self.points[:] = self.points[::2]
             self.interval *= 2
-        while cost > _MAX_SHARE * self.interval:
-            self.interval *= 2
+            self.stride *= 2
+        if isinstance(self.trigger, _Timer):
+            while cost > _MAX_SHARE * self.interval:
+                self.interval *= 2
 
     def _show(self, point: _Point) -> None:
         if self.progress is None:
@@ -191,8 +274,9 @@ class _Sampler:
 
     def finish(self) -> list[_Point]:
         with self.lock:
-            self.stop.set()
+            self.stopped = True
             points = list(self.points)
+        self.trigger.stop()
         if self.thread is not None:
             self.thread.join(timeout=5.0)
         if self.progress is not None:
@@ -352,13 +436,13 @@ def _culprits(
     assessment.garbage = assessment.gc_garbage = 0.0
     if not assessment.leaked:
         return []
-    from leakscope.engine.explain import culprits_from_growth
-
     unit_note = f"rates are per sampling interval of {interval:g} s"
     out = []
     for c in culprits_from_growth(assessment, dict(final.container_types)):
         holders = tuple(
-            dataclasses.replace(h, description=h.description.replace("/call", "/interval"))
+            Holder.container(h.key, h.container_type, h.rate, per="interval")
+            if h.key is not None
+            else h
             for h in c.holders
         )
         out.append(dataclasses.replace(c, holders=holders, notes=(*c.notes, unit_note)))
@@ -393,6 +477,40 @@ def _timeline(points: Sequence[_Point]) -> list[dict[str, Any]]:
     ]
 
 
+def _load(target: str, module: bool) -> tuple[types.CodeType, dict[str, Any]]:
+    try:
+        return _module_code(target) if module else _script_code(target)
+    except SyntaxError as exc:
+        raise RunError(f"{target}: syntax error: {exc}") from None
+
+
+def _find_cycles() -> CycleReport | None:
+    try:
+        return find_cycles()
+    except Exception:  # never lose the report over the cycle analysis
+        return None
+
+
+def _with_sites(culprits: list[Culprit]) -> list[Culprit]:
+    """Each object culprit with the allocation sites of its surviving objects."""
+    wanted = {c.types[0] for c in culprits if c.kind == "objects" and c.types}
+    if not wanted:
+        return culprits
+    sites = allocation_sites(wanted)
+    return [
+        dataclasses.replace(c, allocated_at=sites.get(c.types[0], ()))
+        if c.kind == "objects" and c.types and not c.allocated_at
+        else c
+        for c in culprits
+    ]
+
+
+def _verdict(culprits: Sequence[Culprit], growth: Growth) -> str:
+    if culprits:
+        return "leak"
+    return "growth" if _grew(growth) else "clean"
+
+
 def run_program(
     target: str,
     args: Sequence[str] = (),
@@ -400,55 +518,56 @@ def run_program(
     module: bool = False,
     interval: float | None = None,
     progress: TextIO | None = None,
+    trigger: Ticks | None = None,
+    trace: bool = False,
 ) -> dict[str, Any]:
     """Run ``target`` (a script path, or a module name with ``module=True``) under observation.
 
     Returns the run data (contract D: ``format`` ``leakscope.run``).  Raises
     :class:`RunError` when the program cannot be found or compiled.  ``progress``,
     when given, receives a live line at each interval.  ``interval=None`` adapts the
-    interval to the run (see :class:`_Sampler`).
+    interval to the run (see :class:`_Sampler`).  ``trigger``: a :class:`Ticks` whose
+    ``tick()`` calls take the snapshots instead of the clock.  ``trace=True`` starts
+    ``tracemalloc`` for the run (the program runs slower) so that each culprit names
+    where its objects were allocated.
     """
     if interval is not None and not (interval > 0):
         raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
-    try:
-        code, namespace = _module_code(target) if module else _script_code(target)
-    except SyntaxError as exc:
-        raise RunError(f"{target}: syntax error: {exc}") from None
+    code, namespace = _load(target, module)
     argv = [str(namespace["__file__"] or target), *args]
-    first = snapshot()
-    started = first.time
-    sampler = _Sampler(
-        _ADAPTIVE_START if interval is None else interval,
-        started,
-        progress,
-        adaptive=interval is None,
-    )
-    names = sampler.names
-    sampler.points.append(_point(first, started, names))
-    sampler.start()
+    started_tracing = trace and not tracemalloc.is_tracing()
+    if started_tracing:
+        tracemalloc.start(_NFRAME)
     try:
-        outcome = _execute(code, namespace, argv)
-    except KeyboardInterrupt:  # arrived between our own statements
-        outcome = _Outcome(exit_code=130, error="interrupted")
-    points = sampler.finish()
-    interval = sampler.interval
-    del sampler  # its thread, event and lock are not the program's growth
-    cycles: CycleReport | None
-    try:
-        cycles = find_cycles()
-    except Exception:  # never lose the report over the cycle analysis
-        cycles = None
-    last = snapshot()
-    growth = last - first
-    culprits = _culprits(points, last, growth, interval)
-    all_points = [*points, _point(last, started, names)]
+        first = snapshot()
+        started = first.time
+        sampler = _Sampler(
+            _ADAPTIVE_START if interval is None else interval,
+            started,
+            progress,
+            adaptive=interval is None,
+            trigger=trigger or _Timer(),
+        )
+        names = sampler.names
+        sampler.points.append(_point(first, started, names))
+        sampler.start()
+        try:
+            outcome = _execute(code, namespace, argv)
+        except KeyboardInterrupt:  # arrived between our own statements
+            outcome = _Outcome(exit_code=130, error="interrupted")
+        points = sampler.finish()
+        interval = sampler.interval
+        del sampler  # its thread, event and lock are not the program's growth
+        cycles = _find_cycles()
+        last = snapshot()
+        growth = last - first
+        culprits = _culprits(points, last, growth, interval)
+        if trace:
+            culprits = _with_sites(culprits)
+    finally:
+        if started_tracing:
+            tracemalloc.stop()
     outcome.keep.clear()
-    if culprits:
-        verdict = "leak"
-    elif _grew(growth):
-        verdict = "growth"
-    else:
-        verdict = "clean"
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -459,8 +578,8 @@ def run_program(
         "elapsed": last.time - started,
         "exit_code": outcome.exit_code,
         "error": outcome.error,
-        "verdict": verdict,
-        "timeline": _timeline(all_points),
+        "verdict": _verdict(culprits, growth),
+        "timeline": _timeline([*points, _point(last, started, names)]),
         "growth": growth.to_dict(),
         "culprits": [c.to_dict() for c in culprits],
         "cycles": None if cycles is None else cycles.to_dict(),

@@ -151,11 +151,11 @@ def assess(measured: Sequence[Measured]) -> Assessment:
     for m in measured:
         names.update(name for name, d in m.types.items() if d > 0)
         keys.update(key for key, d in m.containers.items() if d > 0)
-    for name in names:
+    for name in sorted(names):  # sorted: no order depends on hashing
         rate = judge([m.types.get(name, 0) for m in measured], 1)
         if rate > 0:
             out.leaking_types[name] = rate
-    for key in keys:
+    for key in sorted(keys):
         rate = judge([m.containers.get(key, 0) for m in measured], 1)
         if rate > 0:
             out.leaking_containers[key] = rate
@@ -177,7 +177,7 @@ def settled(measured: Sequence[Measured], assessment: Assessment) -> tuple[str, 
             totals[key] = totals.get(key, 0) + d
     out = [
         f"{name} +{total:,}"
-        for name, total in sorted(totals.items(), key=lambda item: -item[1])
+        for name, total in sorted(totals.items(), key=lambda item: (-item[1], item[0]))
         if total > 0
         and name not in assessment.leaking_types
         and name not in assessment.leaking_containers

@@ -43,6 +43,7 @@ from leakscope._env import sample_rate
 from leakscope._heap import SampleRef, census, type_name
 from leakscope.engine.calls import call_name
 from leakscope.engine.check import run_check
+from leakscope.engine.explain import culprits_from_growth
 from leakscope.engine.model import LeakReport, PerCall, Run
 from leakscope.engine.signals import Assessment, Census, Measured, assess, changes, take_census
 
@@ -272,8 +273,6 @@ class _Watch:
 
     def report(self) -> LeakReport:
         """The :class:`LeakReport` so far (culprit types and containers; no paths or sites)."""
-        from leakscope.engine.explain import culprits_from_growth
-
         intervals = list(self.intervals)
         assessment = self.assessment
         tail = intervals[-3:]
