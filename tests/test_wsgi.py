@@ -17,8 +17,10 @@ import pytest
 from _support import run_python_json
 
 from leakscope._env import DEFAULT_BUDGET, DEFAULT_REQUEST_SAMPLE
-from leakscope.web import middleware as wsgi
+from leakscope.web import sampler, timeline
+from leakscope.web.budget import INITIAL_CREDIT
 from leakscope.web.middleware import LeakMiddleware, route_template
+from leakscope.web.sampler import Containers, Sampler
 
 STATUS_KEYS = {
     "pid",
@@ -197,7 +199,7 @@ def test_budget_limits_the_time_spent_measuring() -> None:
     # Initial credit plus what the budget accrued, plus at most one measurement's overshoot
     # (a measurement starts only while credit is left, so credit never sinks below minus
     # the longest one; the first census of a big test process can itself take 50+ ms).
-    allowed = wsgi._INITIAL_CREDIT + 0.001 * overhead["wall_seconds"]
+    allowed = INITIAL_CREDIT + 0.001 * overhead["wall_seconds"]
     assert overhead["measured_seconds"] <= allowed + overhead["largest_seconds"] + 1e-6, overhead
     assert overhead["skipped_budget"] > 0
     assert mw.status()["sampled"] < 400
@@ -211,7 +213,7 @@ def test_the_heap_census_runs_once_per_interval_not_per_request() -> None:
     assert len(status["timeline"]) == 1
     point = status["timeline"][0]
     assert set(point) == {"time", "rss", "blocks", "objects", "types", "growing", "routes"}
-    assert point["objects"] > 0 and len(point["types"]) <= wsgi._TIMELINE_TYPES
+    assert point["objects"] > 0 and len(point["types"]) <= timeline.TYPES
     assert point["growing"] == {}  # nothing to compare the first point with
 
 
@@ -232,7 +234,7 @@ def test_timeline_is_bounded_by_history_and_growth_is_reported() -> None:
     last = status["timeline"][-1]
     assert last["growing"].get(f"{__name__}.Order", 0) > 0, last["growing"]
     assert last["routes"]["GET /leaky/{id}"]["objects"] >= 1, last["routes"]
-    assert len(last["growing"]) <= wsgi._TIMELINE_GROWING
+    assert len(last["growing"]) <= timeline.GROWING
     growth = status["growth"]
     assert growth["objects"] is not None and growth["blocks"] != 0
     assert any(t["type"] == f"{__name__}.Order" and t["delta"] > 0 for t in growth["types"])
@@ -261,14 +263,14 @@ def test_leakscope_failures_never_break_a_request(
         raise RuntimeError("leakscope bug")
 
     mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=1e-9)
-    monkeypatch.setattr(wsgi, "_retained", broken)
-    monkeypatch.setattr(wsgi, "tracked_census", broken)
-    monkeypatch.setattr(mw, "_begin_sample", broken)
+    monkeypatch.setattr(sampler, "retained", broken)
+    monkeypatch.setattr(timeline, "tracked_census", broken)
+    monkeypatch.setattr(Sampler, "begin", broken)
     with caplog.at_level(logging.ERROR, logger="leakscope"):
         assert call(mw, "/clean/1") == b"ok"
     monkeypatch.undo()
-    monkeypatch.setattr(wsgi, "_retained", broken)
-    monkeypatch.setattr(wsgi, "tracked_census", broken)
+    monkeypatch.setattr(sampler, "retained", broken)
+    monkeypatch.setattr(timeline, "tracked_census", broken)
     with caplog.at_level(logging.ERROR, logger="leakscope"):
         assert call(mw, "/clean/2") == b"ok"
     assert any("leakscope bug" in r.getMessage() or r.exc_info for r in caplog.records)
@@ -426,7 +428,7 @@ def test_a_request_overlapping_a_sample_voids_it() -> None:
 
 
 def test_after_the_first_scan_only_containers_that_changed_are_read() -> None:
-    containers = wsgi._Containers()
+    containers = Containers()
     containers.rescan()
     everything = len(containers.entries)
     assert f"{__name__}:STORED" in {e[4] for e in containers.entries}

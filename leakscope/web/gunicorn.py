@@ -6,7 +6,7 @@ In ``gunicorn.conf.py``::
 
     raw_env = ["LEAKSCOPE_DIR=/tmp/leakscope"]   # or export LEAKSCOPE_DIR
 
-Each worker's :class:`~leakscope.web.middleware.LeakMiddleware` starts afresh after the fork
+Each worker's middleware (every :class:`~leakscope.web.core.Monitor`) starts afresh after the fork
 (also when the application was loaded in the master with ``--preload``), publishes
 its state to ``LEAKSCOPE_DIR`` and, when the worker exits (stopped, or recycled by
 ``max_requests``), writes its last state and a final :class:`~leakscope.Snapshot` to
@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any
 
+from leakscope.web.core import after_fork, monitors
 from leakscope.web.workers import exit_snapshot_path
 
 __all__ = ["child_exit", "post_fork", "post_worker_init", "worker_exit"]
@@ -28,23 +29,16 @@ logger = logging.getLogger("leakscope")
 
 
 def _directory() -> str | None:
-    from leakscope.web.middleware import instances
-
-    for middleware in instances():
-        if middleware.directory is not None:
-            return middleware.directory
+    for monitor in monitors():
+        if monitor.directory is not None:
+            return monitor.directory
     return os.environ.get("LEAKSCOPE_DIR") or None
 
 
 def post_fork(server: Any, worker: Any) -> None:
     """In the new worker: every middleware loaded before the fork starts afresh (``--preload``)."""
     try:
-        from leakscope.web.middleware import instances
-
-        pid = os.getpid()
-        for middleware in instances():
-            if middleware._pid != pid:
-                middleware._after_fork()
+        after_fork()
     except Exception:
         logger.exception("leakscope: post_fork hook failed")
 
@@ -52,10 +46,8 @@ def post_fork(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """In the worker, once the application is loaded: publish a first state."""
     try:
-        from leakscope.web.middleware import instances
-
-        for middleware in instances():
-            middleware.publish()
+        for monitor in monitors():
+            monitor.publish()
     except Exception:
         logger.exception("leakscope: post_worker_init hook failed")
 
@@ -64,10 +56,9 @@ def worker_exit(server: Any, worker: Any) -> None:
     """In the exiting worker: publish its last state and write its final snapshot."""
     try:
         from leakscope._snapshot import snapshot
-        from leakscope.web.middleware import instances
 
-        for middleware in instances():
-            middleware.publish()
+        for monitor in monitors():
+            monitor.publish()
         directory = _directory()
         if directory is None:
             return
