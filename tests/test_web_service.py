@@ -125,6 +125,8 @@ def _routes_ready(service: Service) -> tuple[set[int], dict[str, dict[str, Any]]
     return pids, routes
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_gunicorn_two_workers_find_the_leaking_route(service: Service) -> None:
     deadline = time.monotonic() + 40
     pids: set[int] = set()
@@ -173,6 +175,8 @@ def test_gunicorn_two_workers_find_the_leaking_route(service: Service) -> None:
         assert Snapshot.load(path).pid == int(path.stem.split("-")[1])
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_dashboard_in_headless_chromium(service: Service) -> None:
     sync_api = require_browser()
 
