@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import weakref
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from leakscope.web.budget import INITIAL_CREDIT, MAX_CREDIT, Budget
 from leakscope.web.core import Monitor, monitors
 from leakscope.web.endpoints import PATHS, Call, Endpoints
 from leakscope.web.forks import Registry, stale
-from leakscope.web.holders import fix_hint, parse_key, root_path
+from leakscope.web.holders import fix_hint, holder, parse_key, root_path
 from leakscope.web.naming import OTHER, OWN, UNMATCHED, RouteNamer, fallback_name
 from leakscope.web.publishing import Publisher
 from leakscope.web.sampler import Sampler
@@ -23,6 +24,12 @@ from leakscope.web.status import growth_between, merge_routes
 from leakscope.web.table import WARMUP_SAMPLES, RouteTable, Sample
 from leakscope.web.timeline import Timeline
 from leakscope.web.verdict import HeapWindow, route_leaking
+
+
+# Python 3.12 starts with the interpreter's own objects frozen; freezing and unfreezing
+# around a measurement unfreezes those too (never the host's: see host_froze_objects).
+def unfrozen(before: int) -> int:
+    return 0 if sys.version_info[:2] == (3, 12) and before <= 2000 else before
 
 
 class Clock:
@@ -37,6 +44,13 @@ class Clock:
 
 class Kept:
     """What the sampler test retains."""
+
+
+class Tagged:
+    """A retained object with an attribute (Python 3.11 finds its site through it)."""
+
+    def __init__(self) -> None:
+        self.tag = str(id(self)) * 3  # allocated here, never from a free list
 
 
 KEPT: list[Kept] = []
@@ -167,6 +181,7 @@ def test_take_point_forces_a_census_whatever_the_schedule() -> None:
 # -- sampler ---------------------------------------------------------------------------------
 
 
+@pytest.mark.version_sensitive
 def test_the_sampler_counts_what_stays_alive_not_garbage_nor_what_is_in_flight() -> None:
     sampler = Sampler()
     in_flight: dict[str, Any] = {}
@@ -279,7 +294,17 @@ def test_container_keys() -> None:
     assert parse_key("app:_CACHE") == ("app", "_CACHE", "")
     assert parse_key("a.b:Reg.items") == ("a.b", "Reg", "items")
     assert root_path("a.b:Reg.items") == "sys.modules['a.b'].Reg.items"
-    assert "a.b:Reg.items" in fix_hint("a.b:Reg.items")
+    assert fix_hint("app:_CACHE", "dict").startswith("an unbounded cache")
+    assert fix_hint("app:LOG", "list").startswith("a container that only grows")
+    assert fix_hint("app:f.__defaults__[0]", "list").startswith("avoid mutable default")
+    row = holder("app:_CACHE", "dict", 2.0)
+    assert row == {
+        "container": "app:_CACHE",
+        "kind": "dict",
+        "per_request": 2.0,
+        "path": "sys.modules['app']._CACHE[...]",
+        "hint": fix_hint("app:_CACHE", "dict"),
+    }
 
 
 # -- endpoints -------------------------------------------------------------------------------
@@ -314,3 +339,114 @@ def test_endpoints_refuse_before_anything_else_and_answer_with_the_token() -> No
     assert endpoints.handle(page, "tok").status == 200
     api = Call("GET", "/api/status", cookie=cookie, remote_addr="127.0.0.1")
     assert endpoints.handle(api, "tok").status == 401  # the cookie opens the page only
+
+
+# -- interpreter state: the freeze and the tracemalloc window ----------------------------------
+
+
+@pytest.mark.version_sensitive
+def test_a_sample_leaves_the_heap_unfrozen_and_tracemalloc_as_it_was() -> None:
+    import tracemalloc
+
+    sampler = Sampler()
+    assert not tracemalloc.is_tracing()
+    frozen_before = gc.get_freeze_count()
+    mark = sampler.begin(sites=True)
+    assert tracemalloc.is_tracing() and gc.get_freeze_count() > frozen_before
+    KEPT.append(Tagged())  # type: ignore[arg-type]
+    result = sampler.measure(mark, [], None)
+    assert not tracemalloc.is_tracing() and gc.get_freeze_count() == unfrozen(frozen_before)
+    assert result is not None
+    site = result.sites[f"{__name__}.Tagged"]
+    assert site.split(":")[0].endswith("test_web_units.py"), site
+    assert int(site.split(":")[1]) in {KEPT_LINE, TAGS_LINE}, site
+    # Cancelled marks (an overlapping request, an exception) undo the same, once.
+    mark = sampler.begin(sites=True)
+    sampler.cancel(mark)
+    sampler.cancel(mark)
+    assert not tracemalloc.is_tracing() and gc.get_freeze_count() == unfrozen(frozen_before)
+    assert sampler.measure(mark, [], None) is None
+
+
+KEPT_LINE = next(
+    i
+    for i, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+    if line.strip() == "KEPT.append(Tagged())  # type: ignore[arg-type]"
+)
+TAGS_LINE = Tagged.__init__.__code__.co_firstlineno + 1
+
+
+@pytest.mark.version_sensitive
+def test_a_host_s_tracemalloc_is_never_stopped() -> None:
+    import tracemalloc
+
+    tracemalloc.start(3)
+    try:
+        sampler = Sampler()
+        mark = sampler.begin(sites=True)
+        KEPT.append(Tagged())  # type: ignore[arg-type]
+        result = sampler.measure(mark, [], None)
+        assert tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == 3
+        assert result is not None and f"{__name__}.Tagged" in result.sites
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.version_sensitive
+def test_a_host_s_freeze_is_never_undone() -> None:
+    from _support import run_python_json
+
+    out = run_python_json(
+        """
+        import gc, json
+        from leakscope.web.core import Monitor
+
+        class Item:
+            pass
+
+        kept = []
+        junk = [[i] for i in range(5000)]
+        gc.freeze()  # the host's pre-fork freeze
+        frozen = gc.get_freeze_count()
+        monitor = Monitor(budget=1.0, interval=3600.0)
+        for i in range(12):
+            n = monitor.request_started()
+            s = monitor.try_sample(n)
+            kept.append(Item())
+            monitor.request_ended(n, "r", s)
+        (row,) = monitor.status()["routes"]
+        print(json.dumps({"before": frozen, "after": gc.get_freeze_count(),
+                          "top": row["top_types"][0]["type"], "leaking": row["leaking"]}))
+        """
+    )
+    assert out["after"] == out["before"] >= 5000
+    assert out["top"] == "__main__.Item" and out["leaking"] is True
+
+
+@pytest.mark.version_sensitive
+def test_an_overlapping_request_voids_the_sample_and_unfreezes_at_once() -> None:
+    monitor = Monitor(budget=1.0, interval=3600.0)
+    frozen_before = gc.get_freeze_count()
+    first = monitor.request_started()
+    sampling = monitor.try_sample(first)
+    assert sampling is not None and gc.get_freeze_count() > frozen_before
+    second = monitor.request_started()  # overlaps: the measurement is void
+    assert gc.get_freeze_count() == unfrozen(frozen_before)
+    monitor.request_ended(second, "b")
+    monitor.request_ended(first, "a", sampling)
+    status = monitor.status()
+    assert status["sampled"] == 0 and status["overhead"]["skipped_busy"] == 1
+    assert gc.get_freeze_count() == unfrozen(frozen_before)
+
+
+def test_a_request_that_raised_is_counted_not_measured_and_unfreezes() -> None:
+    monitor = Monitor(budget=1.0, interval=3600.0)
+    frozen_before = gc.get_freeze_count()
+    n = monitor.request_started()
+    sampling = monitor.try_sample(n)
+    assert sampling is not None
+    monitor.request_ended(n, "boom", sampling, measure=False)
+    assert gc.get_freeze_count() == unfrozen(frozen_before)
+    (row,) = monitor.status()["routes"]
+    assert (row["requests"], row["sampled"]) == (1, 0)

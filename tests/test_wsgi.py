@@ -133,7 +133,10 @@ def test_leaking_route_is_flagged_with_its_type_clean_and_bounded_cache_are_not(
     stored = by_route["GET /stored/{id}"]
     assert stored["leaking"], stored
     assert stored["top_types"] == [{"type": "dict", "per_request": 1.0}]
-    assert stored["containers"] == [{"container": f"{__name__}:STORED", "per_request": 1.0}]
+    (held,) = stored["containers"]
+    assert held["container"] == f"{__name__}:STORED" and held["per_request"] == 1.0
+    assert held["kind"] == "dict" and held["path"] == f"sys.modules['{__name__}'].STORED[...]"
+    assert held["hint"].startswith("an unbounded cache")
     assert all(r["requests"] == 60 and r["sampled"] == 60 for r in by_route.values())
     status = mw.status()
     assert set(status) >= STATUS_KEYS
@@ -435,7 +438,7 @@ def test_after_the_first_scan_only_containers_that_changed_are_read() -> None:
     assert f"{__name__}:STORED" in {e[4] for e in containers.entries}
     STORED[-1] = {"id": -1}
     try:
-        containers.rescan()
+        containers.refresh()  # a timeline point: every container read once
         keys = {e[4] for e in containers.entries}
         assert f"{__name__}:STORED" in keys
         assert len(keys) < everything / 2

@@ -19,8 +19,9 @@ from typing import Any
 
 __all__ = ["INITIAL_CREDIT", "MAX_CREDIT", "Budget", "positive"]
 
-INITIAL_CREDIT = 0.02
-"""Seconds of measuring allowed before the budget has accrued any."""
+INITIAL_CREDIT = 0.05
+"""Seconds of measuring allowed before the budget has accrued any: the container scan and
+the first samples of a new worker, so that a verdict comes within its first requests."""
 MAX_CREDIT = 0.25
 """Seconds: the most measuring a burst after a quiet spell can get."""
 

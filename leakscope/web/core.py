@@ -33,7 +33,7 @@ from typing import Any
 from leakscope._env import DEFAULT_REQUEST_SAMPLE, sample_rate
 from leakscope._env import budget as budget_fraction
 from leakscope._heap import rss_bytes
-from leakscope.web.budget import Budget, positive
+from leakscope.web.budget import MAX_CREDIT, Budget, positive
 from leakscope.web.forks import Registry, stale
 from leakscope.web.publishing import Publisher
 from leakscope.web.sampler import Mark, Sampler
@@ -44,6 +44,9 @@ from leakscope.web.timeline import Timeline
 __all__ = ["Monitor", "Sampling", "after_fork", "monitors"]
 
 logger = logging.getLogger("leakscope")
+
+RESERVE = 0.01
+"""Seconds of credit a heap census must leave for samples: samples go first."""
 
 _registry: Registry[Monitor] = Registry()
 
@@ -59,13 +62,15 @@ def after_fork() -> None:
 
 
 class Sampling:
-    """A measured request in flight: its number and what the sampler saw before it ran."""
+    """A measured request in flight: its number, what the sampler saw and started before it
+    ran (a frozen heap, maybe a tracemalloc window) and when it started."""
 
-    __slots__ = ("mark", "number")
+    __slots__ = ("mark", "number", "started")
 
     def __init__(self, number: int, mark: Mark) -> None:
         self.number = number
         self.mark = mark
+        self.started = time.perf_counter()
 
 
 class Monitor:
@@ -135,6 +140,8 @@ class Monitor:
         self._last_start = -1  # the number of the request that started last
         self._next_sample = self._every - 1  # the first request number that may be sampled
         self._skipped_busy = 0
+        self._sampling: Sampling | None = None  # the measurement in flight, if any
+        self._want_sites = False  # a route retains objects whose allocation line is unknown
         self.budget.reset()
         self.timeline.reset()
         self.publisher.reset()
@@ -153,6 +160,8 @@ class Monitor:
         number = next(self._numbers)
         self._last_start = number
         self._active[number] = None
+        if self._sampling is not None:
+            self._cancel_sampling()  # overlapping a measured request: that sample is void
         return number
 
     def in_flight(self) -> int:
@@ -174,12 +183,29 @@ class Monitor:
             if not self.budget.open(now):
                 return None
             t0 = time.perf_counter()
-            mark = self.sampler.begin()
+            # Allocation lines (a tracemalloc window) on every other sample while a route
+            # retains objects whose line is not known yet.
+            sites = self._want_sites and self.table.sampled % 2 == 0
+            sampling = Sampling(number, self.sampler.begin(sites=sites))
+            self._sampling = sampling
             self.budget.spend(time.perf_counter() - t0)
-            return Sampling(number, mark)
+            if len(self._active) != 1:
+                self._cancel_sampling()  # another request started meanwhile
+                return None
+            return sampling
         except Exception:
             logger.exception("leakscope: could not start measuring a request")
+            self._cancel_sampling()
             return None
+
+    def _cancel_sampling(self) -> None:
+        """End the measurement in flight without taking it (unfreeze, stop tracing)."""
+        sampling, self._sampling = self._sampling, None
+        if sampling is not None:
+            try:
+                self.sampler.cancel(sampling.mark)
+            except Exception:
+                logger.exception("leakscope: could not end a measurement")
 
     def request_ended(
         self,
@@ -188,27 +214,36 @@ class Monitor:
         sampling: Sampling | None = None,
         roots: Iterable[object] = (),
         frame: FrameType | None = None,
+        *,
+        measure: bool = True,
     ) -> None:
         """Request ``number`` ended: measure it (when sampled), count it under ``route``.
 
         ``roots``: what the server still holds of the request (the environ, the ASGI
-        scope); ``frame``: the innermost frame still running (default: the caller's).
-        Never raises.
+        scope); ``frame``: the innermost frame still running (default: the caller's);
+        ``measure=False``: count it, but do not measure it (it raised: the traceback still
+        holds its objects).  Never raises.
         """
         sample = None
         try:
-            if sampling is not None:
+            if sampling is not None and measure:
                 sample = self._measure(sampling, roots, frame or sys._getframe(1))
         except Exception:
             logger.exception("leakscope: measuring a request failed (the request was served)")
         finally:
+            if sampling is not None:
+                if self._sampling is sampling:
+                    self._cancel_sampling()
+                else:
+                    self.sampler.cancel(sampling.mark)  # idempotent
             self._active.pop(number, None)
         self._record(route, sample)
 
     def request_abandoned(self, number: int) -> None:
         """Request ``number`` will never end properly: no longer in flight, not counted.
 
-        Takes no lock (a collection may run it while a lock is held).
+        Takes no lock and touches no interpreter state (a collection may run it, from a
+        finalizer): a measurement it leaves open is ended when the next request starts.
         """
         self._active.pop(number, None)
 
@@ -217,11 +252,19 @@ class Monitor:
     ) -> Sample | None:
         t0 = time.perf_counter()
         try:
-            if len(self._active) != 1 or self._last_start != sampling.number:
+            if (
+                len(self._active) != 1
+                or self._last_start != sampling.number
+                or self._sampling is not sampling
+            ):
                 with self._lock:
                     self._skipped_busy += 1
                 return None
-            return self.sampler.measure(sampling.mark, roots, frame)
+            traced = sampling.mark.tracing
+            sample = self.sampler.measure(sampling.mark, roots, frame)
+            if traced:  # the whole request ran under tracemalloc: charged in full
+                t0 = min(t0, sampling.started)
+            return sample
         finally:
             self.budget.spend(time.perf_counter() - t0)
 
@@ -229,8 +272,14 @@ class Monitor:
         """Count an ended request under its route; take a census or publish when due."""
         try:
             with self._lock:
-                self.table.record(name, sample)
+                forming = self.table.record(name, sample)
+                if sample is not None:
+                    self._want_sites = self.table.wants_sites()
             now = self.clock()
+            if forming and self.publisher.directory is not None:
+                with self._lock:
+                    self.publisher.hurry(now)
+                    self._reschedule()
             if now < self._next_due:
                 return
             with self._lock:
@@ -254,12 +303,23 @@ class Monitor:
     # -- timeline, publishing ----------------------------------------------------------------
 
     def _timeline_point(self, now: float) -> None:
-        if not self.budget.affords(self.timeline.cost, now):
+        """A point is due: a heap census when the budget has that much to spare (samples go
+        first), else a light point (memory and routes, no census)."""
+        if self.budget.affords(min(self.timeline.estimated_cost() + RESERVE, MAX_CREDIT), now):
+            self.take_point()
+        else:
+            self.take_light_point()
+
+    def take_light_point(self) -> None:
+        """A timeline point without a heap census: RSS, blocks, what the routes retain; and a
+        cheap look at the known containers (one that started growing becomes watched)."""
+        t0 = time.perf_counter()
+        try:
+            self.sampler.refresh()
             with self._lock:
-                self.timeline.postpone(now)
-                self._reschedule()
-            return
-        self.take_point()
+                self.timeline.light(self.table)
+        finally:
+            self.budget.spend(time.perf_counter() - t0)
 
     def take_point(self) -> bool:
         """Take a timeline point (a heap census) now, whatever the schedule and budget.

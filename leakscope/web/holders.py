@@ -10,7 +10,7 @@ only one in ``leakscope.web`` that splits them, so switching is a change here al
 
 from __future__ import annotations
 
-__all__ = ["fix_hint", "parse_key", "root_path"]
+__all__ = ["fix_hint", "holder", "parse_key", "root_path"]
 
 
 def parse_key(key: str) -> tuple[str, str, str]:
@@ -35,15 +35,39 @@ def root_path(key: str) -> str:
     return f"{path}.{attr}" if attr else path
 
 
-def fix_hint(key: str) -> str:
-    """What to do about a container that grows by one entry per request.
+def fix_hint(key: str, kind: str = "") -> str:
+    """What to do about a container that grows with every request (``kind``: its type name).
 
-    >>> fix_hint("app:_CACHE")
-    'bound app:_CACHE (an LRU such as functools.lru_cache(maxsize=...)) or delete entries when done'
+    The texts are those :func:`leakscope.check` gives for a growing container.
+
+    >>> fix_hint("app:_CACHE", "dict")[:21]
+    'an unbounded cache: b'
     """
-    module, name, attr = parse_key(key)
-    where = f"{module}:{name}.{attr}" if attr else f"{module}:{name}"
+    if ".__defaults__[" in key:
+        return "avoid mutable default arguments: default to None and create the container inside"
+    if kind == "bytearray":
+        return "a buffer that only grows: clear or truncate it after use, or bound its size"
+    if "dict" in kind:
+        return (
+            "an unbounded cache: bound it (functools.lru_cache(maxsize=...), evict old entries) "
+            "or key it weakly (weakref.WeakValueDictionary / WeakKeyDictionary)"
+        )
     return (
-        f"bound {where} (an LRU such as functools.lru_cache(maxsize=...)) "
-        "or delete entries when done"
+        "a container that only grows: remove entries when done, or bound it "
+        "(collections.deque(maxlen=...))"
     )
+
+
+def holder(key: str, kind: str, per_request: float) -> dict[str, object]:
+    """The holder row of a route: key, type, entries added per request, root path and hint.
+
+    >>> holder("app:_CACHE", "dict", 1.0)["path"]
+    "sys.modules['app']._CACHE[...]"
+    """
+    return {
+        "container": key,
+        "kind": kind,
+        "per_request": per_request,
+        "path": root_path(key) + "[...]",
+        "hint": fix_hint(key, kind),
+    }

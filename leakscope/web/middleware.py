@@ -71,14 +71,22 @@ class _Response:
         # lock here (a collection may run this while the lock is held).
         request, self._request = self._request, None
         if request is not None and not self._closed:
-            request.environ = request.start_response_fn = None
+            request.environ = request.start_response_fn = request.sampling = None
             request.middleware.monitor.request_abandoned(request.number)
 
 
 class _Request:
     """A sampled request in flight: its environ (until it finishes) and its sampling."""
 
-    __slots__ = ("environ", "middleware", "number", "route", "sampling", "start_response_fn")
+    __slots__ = (
+        "environ",
+        "measure",
+        "middleware",
+        "number",
+        "route",
+        "sampling",
+        "start_response_fn",
+    )
 
     def __init__(
         self,
@@ -93,6 +101,7 @@ class _Request:
         self.environ: dict[str, Any] | None = environ
         self.start_response_fn: StartResponse | None = start_response
         self.route: str | None = None  # named when the response starts
+        self.measure = True  # False: the application raised
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
         self.route = self.middleware.namer(self.environ, status)
@@ -109,7 +118,7 @@ class _Request:
             route = self.route or mw.namer(environ, "")
             roots = () if environ is None else (environ,)
             del environ
-            mw.monitor.request_ended(self.number, route, self.sampling, roots)
+            mw.monitor.request_ended(self.number, route, self.sampling, roots, measure=self.measure)
         finally:
             self.environ = None
             self.start_response_fn = None
@@ -230,7 +239,7 @@ class LeakMiddleware:
             result = self.app(environ, request.start_response)
         except BaseException:
             # Not measured: the traceback being raised still holds the request's objects.
-            request.sampling = None
+            request.measure = False
             request.finish()
             raise
         return _Response(result, request)

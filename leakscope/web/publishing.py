@@ -20,11 +20,12 @@ from typing import Any
 
 from leakscope.web.workers import publish, read_workers
 
-__all__ = ["PUBLISH_EVERY", "Publisher"]
+__all__ = ["HURRY", "PUBLISH_EVERY", "Publisher"]
 
 logger = logging.getLogger("leakscope")
 
 PUBLISH_EVERY = 2.0
+HURRY = 0.25  # seconds: how soon a worker publishes while a route's verdict is forming
 
 
 class Publisher:
@@ -61,6 +62,11 @@ class Publisher:
             return False
         self.next_at = now + self.every
         return True
+
+    def hurry(self, now: float | None = None, within: float = HURRY) -> None:
+        """Publish within ``within`` seconds (a verdict may have changed), not a full period."""
+        now = self.clock() if now is None else now
+        self.next_at = min(self.next_at, now + within)
 
     def publish(self, state: dict[str, Any]) -> None:
         """Write ``state`` now (no-op without a directory); failures are logged, not raised."""

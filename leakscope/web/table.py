@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from leakscope._heap import SampleRef
+from leakscope.web.holders import holder
 from leakscope.web.naming import OTHER, OWN
 from leakscope.web.verdict import MIN_SAMPLES, HeapWindow, route_leaking
 
@@ -35,6 +36,8 @@ FOLLOWED = 64
 """Retained objects followed by weak reference per route."""
 MAX_ROUTES = 256
 TOP_TYPES = 10
+FORMING = WARMUP_SAMPLES + WINDOW + 2
+"""A route's first samples, during which its verdict forms (and is published promptly)."""
 
 
 class Sample:
@@ -44,7 +47,7 @@ class Sample:
     2
     """
 
-    __slots__ = ("blocks", "bytes", "containers", "objects", "refs", "sites", "types")
+    __slots__ = ("blocks", "bytes", "containers", "kinds", "objects", "refs", "sites", "types")
 
     def __init__(
         self, objects: int, nbytes: int, types: dict[str, int], refs: list[SampleRef]
@@ -54,18 +57,20 @@ class Sample:
         self.blocks = 0
         self.types = types
         self.refs = refs
-        self.containers: dict[str, int] = {}
+        self.containers: dict[str, int] = {}  # container key -> entries the request added
+        self.kinds: dict[str, str] = {}  # container key -> its type name
         self.sites: dict[str, str] = {}  # type -> "file:line" where the request allocated it
 
 
 class RouteStats:
     """One route's counts, its recent samples and the retained objects it follows."""
 
-    __slots__ = ("recent", "refs", "requests", "sampled")
+    __slots__ = ("recent", "refs", "requests", "sampled", "sites")
 
     def __init__(self) -> None:
         self.requests = 0
         self.sampled = 0
+        self.sites: dict[str, str] = {}  # retained type -> where a request allocated one
         # Lists, not deques: the census leaves out plain containers that leakscope's
         # objects hold, and a deque would break that chain.
         self.recent: list[Sample] = []
@@ -74,6 +79,9 @@ class RouteStats:
     def add(self, sample: Sample) -> None:
         """Count a measured request; after the warm-up, keep it among the recent ones."""
         self.sampled += 1
+        for kind, site in sample.sites.items():
+            if len(self.sites) < 4 * TOP_TYPES:
+                self.sites.setdefault(kind, site)
         refs, sample.refs = sample.refs, []
         if self.sampled <= WARMUP_SAMPLES:
             return
@@ -83,6 +91,12 @@ class RouteStats:
             ref.sample = self.sampled
         self.refs.extend(refs)
         del self.refs[:-FOLLOWED]
+
+    def wants_sites(self) -> bool:
+        """Whether the route retains objects whose allocation line is not known yet."""
+        if not self.recent or not self.recent[-1].types:
+            return False
+        return any(kind not in self.sites for kind in list(self.recent[-1].types)[:3])
 
     def retained(self) -> tuple[float, float]:
         """Objects and bytes retained per request over the recent samples."""
@@ -113,9 +127,8 @@ class RouteStats:
         objects_per_request, bytes_per_request = self.retained()
         top = _summed(s.types for s in recent)[:TOP_TYPES]
         grown = _summed(s.containers for s in recent)[:TOP_TYPES]
-        sites: dict[str, str] = {}
-        for s in recent:
-            sites.update(s.sites)
+        kinds = {k: v for s in recent for k, v in s.kinds.items()}
+        sites = self.sites
         leaking = route_leaking(
             [s.objects for s in recent],
             still_alive=self.still_alive(),
@@ -136,7 +149,7 @@ class RouteStats:
                 for t, c in top
                 if c > 0
             ],
-            "containers": [{"container": key, "per_request": c / n} for key, c in grown],
+            "containers": [holder(key, kinds.get(key, ""), c / n) for key, c in grown],
             "leaking": leaking,
         }
 
@@ -159,14 +172,15 @@ class RouteTable:
         self.routes: dict[str, RouteStats] = {}
         self.sampled = 0
 
-    def record(self, name: str, sample: Sample | None) -> None:
+    def record(self, name: str, sample: Sample | None) -> bool:
         """Count an ended request under ``name``, with its sample when it was measured.
 
         Requests to leakscope's own endpoints (:data:`~leakscope.web.naming.OWN`) are not
-        the application's: not counted.
+        the application's: not counted.  True while the route's verdict is forming (its
+        first samples): the owner then publishes soon.
         """
         if name == OWN:
-            return
+            return False
         entry = self.routes.get(name)
         if entry is None:
             if len(self.routes) >= self.max_routes:
@@ -175,9 +189,11 @@ class RouteTable:
             if entry is None:
                 entry = self.routes[name] = RouteStats()
         entry.requests += 1
-        if sample is not None:
-            self.sampled += 1
-            entry.add(sample)
+        if sample is None:
+            return False
+        self.sampled += 1
+        entry.add(sample)
+        return entry.sampled <= FORMING
 
     def rows(self, heap: HeapWindow | None = None) -> list[dict[str, Any]]:
         """Every route's row, leaking routes first, then by objects retained per request."""
@@ -188,6 +204,10 @@ class RouteTable:
     def requests(self) -> dict[str, int]:
         """Requests served so far, by route."""
         return {name: entry.requests for name, entry in self.routes.items()}
+
+    def wants_sites(self) -> bool:
+        """Whether some route retains objects whose allocation line is not known yet."""
+        return any(entry.wants_sites() for entry in self.routes.values())
 
     def retaining(self, limit: int) -> dict[str, dict[str, float]]:
         """What the ``limit`` routes retaining most retained per request lately (timeline)."""
