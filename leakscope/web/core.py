@@ -331,9 +331,8 @@ class Monitor:
         t0 = time.perf_counter()
         try:
             counts, _, point = self.timeline.census()
-            # Every container until the second census (1/8 of the interval later): then
-            # only those that changed since the first, the ones requests grow.
-            self.sampler.rescan(every=not self.timeline.points)
+            # New modules and classes: their containers are watched from now on.
+            self.sampler.rescan()
             with self._lock:
                 self.timeline.add(counts, point, self.table)
         finally:

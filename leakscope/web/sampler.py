@@ -52,6 +52,10 @@ from leakscope.web.table import TOP_TYPES, Sample
 
 __all__ = ["Containers", "Mark", "Sampler", "retained", "site_of"]
 
+BLOCKS_EVERY = 4
+"""Samples per one that also measures the allocator's blocks (``retained_blocks_per_request``)."""
+REFRESH_EVERY = 16
+"""Samples per look at every known container (one that started growing becomes watched)."""
 _MAX_WALK = 50_000
 _MAX_OLD_FANOUT = 256
 _MAX_CONTAINERS = 2000
@@ -79,7 +83,9 @@ class Mark:
 
     __slots__ = ("blocks", "collections", "containers", "freezing", "open", "tracing")
 
-    def __init__(self, containers: list[int], collections: tuple[int, int], blocks: int) -> None:
+    def __init__(
+        self, containers: list[int], collections: tuple[int, int], blocks: int | None
+    ) -> None:
         self.containers = containers
         self.collections = collections
         self.blocks = blocks
@@ -98,11 +104,12 @@ class Sampler:
     True
     """
 
-    __slots__ = ("_lock", "containers", "skipped_noisy")
+    __slots__ = ("_begun", "_lock", "containers", "skipped_noisy")
 
     def __init__(self) -> None:
         self.containers = Containers()
         self.skipped_noisy = 0
+        self._begun = 0
         self._lock = threading.Lock()
 
     def begin(self, sites: bool = False) -> Mark:
@@ -114,7 +121,11 @@ class Sampler:
         # list on the first scan) is then old, not young like what the request makes.
         containers = self.containers.lengths()
         gc.collect(1)  # gen 0 and 1 empty: nothing young is frozen
-        mark = Mark(containers, _older_collections(), sys.getallocatedblocks())
+        # sys.getallocatedblocks() walks every arena (its cost grows with the heap): read on
+        # one sample in BLOCKS_EVERY only.
+        self._begun += 1
+        blocks = sys.getallocatedblocks() if self._begun % BLOCKS_EVERY == 1 else None
+        mark = Mark(containers, _older_collections(), blocks)
         freezing = frozen()
         if freezing.__enter__():
             mark.freezing = freezing
@@ -173,13 +184,19 @@ class Sampler:
         else:
             gc.collect(0)
             young = gc.get_objects(generation=1)
-        blocks = sys.getallocatedblocks()
+        blocks = None if mark.blocks is None else sys.getallocatedblocks() - mark.blocks
         try:
-            sample = retained(young, roots, frame, sites=mark.tracing or tracemalloc.is_tracing())
+            traced = mark.tracing or tracemalloc.is_tracing()
+            sample = retained(young, roots, frame, sites=traced)
+            sample.traced = mark.tracing
         finally:
             del young
-        sample.blocks = blocks - mark.blocks
+        sample.blocks = blocks
         self.containers.grown(mark.containers, sample)
+        if not self.containers.refreshed or self._begun % REFRESH_EVERY == 0:
+            # After the first sample only the containers changed since the first scan are
+            # read; every REFRESH_EVERY samples all are, to watch one that starts growing.
+            self.containers.refresh()
         return sample
 
     def refresh(self) -> None:
@@ -234,7 +251,9 @@ class Containers:
                 found.append(entry)
         self.all = found
         every = every or not self.refreshed
-        self._activate([e for e in found if every or self.first.get(e[4]) != lengths[e[4]]])
+        # Active: those changed since the first scan, and those new since (a module or
+        # class imported later: its first length is not known).
+        self._activate([e for e in found if every or self.first.get(e[4], -1) != lengths[e[4]]])
 
     def refresh(self) -> None:
         """Read every known container once; those that changed since the first scan become

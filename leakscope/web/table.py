@@ -36,6 +36,8 @@ FOLLOWED = 64
 """Retained objects followed by weak reference per route."""
 MAX_ROUTES = 256
 TOP_TYPES = 10
+SITE_TRIES = 3
+"""Traced samples per route that look for allocation lines (some types have none to find)."""
 FORMING = WARMUP_SAMPLES + WINDOW + 2
 """A route's first samples, during which its verdict forms (and is published promptly)."""
 
@@ -47,30 +49,42 @@ class Sample:
     2
     """
 
-    __slots__ = ("blocks", "bytes", "containers", "kinds", "objects", "refs", "sites", "types")
+    __slots__ = (
+        "blocks",
+        "bytes",
+        "containers",
+        "kinds",
+        "objects",
+        "refs",
+        "sites",
+        "traced",
+        "types",
+    )
 
     def __init__(
         self, objects: int, nbytes: int, types: dict[str, int], refs: list[SampleRef]
     ) -> None:
         self.objects = objects
         self.bytes = nbytes
-        self.blocks = 0
+        self.blocks: int | None = None  # measured on some samples only
         self.types = types
         self.refs = refs
         self.containers: dict[str, int] = {}  # container key -> entries the request added
         self.kinds: dict[str, str] = {}  # container key -> its type name
         self.sites: dict[str, str] = {}  # type -> "file:line" where the request allocated it
+        self.traced = False  # the request ran under tracemalloc (sites were looked for)
 
 
 class RouteStats:
     """One route's counts, its recent samples and the retained objects it follows."""
 
-    __slots__ = ("recent", "refs", "requests", "sampled", "sites")
+    __slots__ = ("recent", "refs", "requests", "sampled", "site_tries", "sites")
 
     def __init__(self) -> None:
         self.requests = 0
         self.sampled = 0
         self.sites: dict[str, str] = {}  # retained type -> where a request allocated one
+        self.site_tries = 0  # traced samples: a type whose site is not found is given up
         # Lists, not deques: the census leaves out plain containers that leakscope's
         # objects hold, and a deque would break that chain.
         self.recent: list[Sample] = []
@@ -79,6 +93,7 @@ class RouteStats:
     def add(self, sample: Sample) -> None:
         """Count a measured request; after the warm-up, keep it among the recent ones."""
         self.sampled += 1
+        self.site_tries += sample.traced
         for kind, site in sample.sites.items():
             if len(self.sites) < 4 * TOP_TYPES:
                 self.sites.setdefault(kind, site)
@@ -93,8 +108,9 @@ class RouteStats:
         del self.refs[:-FOLLOWED]
 
     def wants_sites(self) -> bool:
-        """Whether the route retains objects whose allocation line is not known yet."""
-        if not self.recent or not self.recent[-1].types:
+        """Whether the route retains objects whose allocation line is not known yet (and was
+        not looked for in :data:`SITE_TRIES` traced samples already)."""
+        if self.site_tries >= SITE_TRIES or not self.recent or not self.recent[-1].types:
             return False
         return any(kind not in self.sites for kind in list(self.recent[-1].types)[:3])
 
@@ -143,7 +159,9 @@ class RouteStats:
             "sampled": self.sampled,
             "retained_objects_per_request": objects_per_request,
             "retained_bytes_per_request": bytes_per_request,
-            "retained_blocks_per_request": sum(s.blocks for s in recent) / n if n else 0.0,
+            "retained_blocks_per_request": _mean(
+                [s.blocks for s in recent if s.blocks is not None]
+            ),
             "top_types": [
                 {"type": t, "per_request": c / n, **({"site": sites[t]} if t in sites else {})}
                 for t, c in top
@@ -152,6 +170,10 @@ class RouteStats:
             "containers": [holder(key, kinds.get(key, ""), c / n) for key, c in grown],
             "leaking": leaking,
         }
+
+
+def _mean(values: list[int]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def _summed(counts: Any) -> list[tuple[str, int]]:
