@@ -164,6 +164,18 @@ class Monitor:
             self._cancel_sampling()  # overlapping a measured request: that sample is void
         return number
 
+    def start(self) -> tuple[int, Sampling | None]:
+        """``request_started()`` and ``try_sample()`` in one call (the request path's)."""
+        number = next(self._numbers)
+        self._last_start = number
+        active = self._active
+        active[number] = None
+        if self._sampling is not None:
+            self._cancel_sampling()  # overlapping a measured request: that sample is void
+        if number < self._next_sample or len(active) != 1:
+            return number, None
+        return number, self.try_sample(number)
+
     def in_flight(self) -> int:
         """Requests in flight now."""
         return len(self._active)
@@ -224,18 +236,21 @@ class Monitor:
         ``measure=False``: count it, but do not measure it (it raised: the traceback still
         holds its objects).  Never raises.
         """
+        if sampling is None:  # the request path of an unmeasured request: one call
+            self._active.pop(number, None)
+            self._record(route, None)
+            return
         sample = None
         try:
-            if sampling is not None and measure:
+            if measure:
                 sample = self._measure(sampling, roots, frame or sys._getframe(1))
         except Exception:
             logger.exception("leakscope: measuring a request failed (the request was served)")
         finally:
-            if sampling is not None:
-                if self._sampling is sampling:
-                    self._cancel_sampling()
-                else:
-                    self.sampler.cancel(sampling.mark)  # idempotent
+            if self._sampling is sampling:
+                self._cancel_sampling()
+            else:
+                self.sampler.cancel(sampling.mark)  # idempotent
             self._active.pop(number, None)
         self._record(route, sample)
 

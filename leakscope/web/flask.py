@@ -31,6 +31,7 @@ from leakscope.web.naming import OWN, UNMATCHED
 __all__ = ["LeakScope"]
 
 _BLUEPRINT = "leakscope"
+_OWN_PREFIX = _BLUEPRINT + "."
 # Flask endpoint names of the paths (``url_for("leakscope.status")``).
 _NAMES = {
     "/": "dashboard",
@@ -65,7 +66,7 @@ def _endpoint(environ: dict[str, Any]) -> str | None:
     request = environ.get("werkzeug.request")
     endpoint = getattr(getattr(request, "url_rule", None), "endpoint", None)
     if isinstance(endpoint, str) and endpoint:
-        return OWN if endpoint.startswith(_BLUEPRINT + ".") else endpoint
+        return OWN if endpoint.startswith(_OWN_PREFIX) else endpoint
     if getattr(request, "routing_exception", None) is not None:
         return UNMATCHED
     return None

@@ -214,8 +214,7 @@ class LeakMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         monitor = self.monitor
-        number = monitor.request_started()
-        sampling = monitor.try_sample(number)
+        number, sampling = monitor.start()
         if sampling is not None:
             return self._serve_sampled(_Request(self, sampling, environ, start_response))
         route = None
