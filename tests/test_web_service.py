@@ -43,7 +43,7 @@ def free_port() -> int:
 class Service:
     """A running gunicorn of the example app; ``request`` talks to it."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, defaults: bool = False) -> None:
         self.state = tmp_path / "state"
         self.port = free_port()
         self.log = tmp_path / "gunicorn.log"
@@ -51,13 +51,12 @@ class Service:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
         )
-        env.update(
-            LEAKSCOPE_TOKEN=TOKEN,
-            LEAKSCOPE_DIR=str(self.state),
-            LEAKSCOPE_SAMPLE="1",
-            LEAKSCOPE_BUDGET="1",
-            SECRET_KEY=SECRET,
-        )
+        env.update(LEAKSCOPE_TOKEN=TOKEN, LEAKSCOPE_DIR=str(self.state), SECRET_KEY=SECRET)
+        if defaults:
+            env.pop("LEAKSCOPE_SAMPLE", None)
+            env.pop("LEAKSCOPE_BUDGET", None)
+        else:
+            env.update(LEAKSCOPE_SAMPLE="1", LEAKSCOPE_BUDGET="1")
         args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", "2"]
         args += ["-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "app:app"]
         with open(self.log, "wb") as log:
@@ -117,6 +116,59 @@ def service(tmp_path: Path) -> Iterator[Service]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def default_service(tmp_path: Path) -> Iterator[Service]:
+    """The example at default settings: LEAKSCOPE_SAMPLE and LEAKSCOPE_BUDGET unset."""
+    server = Service(tmp_path, defaults=True)
+    try:
+        server.wait_ready(time.monotonic() + 30)
+        yield server
+    finally:
+        server.stop()
+
+
+ITEM_LINE = next(
+    i
+    for i, line in enumerate((EXAMPLE / "app.py").read_text().splitlines(), 1)
+    if "_CACHE[key] = Item(item_id)" in line
+)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_defaults_name_the_leak_its_type_holder_and_line_within_400_requests(
+    default_service: Service,
+) -> None:
+    # The README's loop, sequential, on the same cores as the server; the routes are read
+    # every 25 requests per route, as a user refreshing the dashboard would.
+    found = None
+    for i in range(1, 401):
+        assert default_service.request("GET", f"/leaky/items/{i}")[0] == 200
+        assert default_service.request("GET", f"/clean/items/{i}")[0] == 200
+        if i % 25:
+            continue
+        routes = {r["route"]: r for r in default_service.api("routes")["routes"]}
+        assert routes.get("clean.clean_item", {}).get("leaking") is not True, routes
+        leaky = routes.get("leaky.item", {})
+        holders = {c["container"]: c for c in leaky.get("containers", [])}
+        if leaky.get("leaking") and "app:_CACHE" in holders and found is None:
+            found = i, leaky, holders["app:_CACHE"]
+    assert found is not None, "leaky.item not named within 400 requests per route"
+    requests, leaky, holder = found
+    assert leaky["top_types"][0]["type"] == "app.Item", leaky
+    assert holder["path"] == "sys.modules['app']._CACHE[...]" and holder["kind"] == "dict"
+    assert holder["hint"].startswith("an unbounded cache")
+    assert requests <= 400
+    # By the end of the loop, the line that allocated the leaked items is known too.
+    final = {r["route"]: r for r in default_service.api("routes")["routes"]}
+    sites = {t["type"]: t.get("site") for t in final["leaky.item"]["top_types"]}
+    assert sites["app.Item"] == f"app.py:{ITEM_LINE}", sites
+    # leakscope's own endpoints (the routes read above) are not the application's routes.
+    assert not any(name.startswith("leakscope.") for name in final), set(final)
+    clean = final["clean.clean_item"]
+    assert clean["leaking"] is False and clean["sampled"] >= 8, clean
 
 
 def _routes_ready(service: Service) -> tuple[set[int], dict[str, dict[str, Any]]]:

@@ -471,14 +471,41 @@ def _own_bound(method: Any) -> bool:
 def _sites(kept: list[Any], wanted: set[str]) -> dict[str, str]:
     """``file:line`` where one retained object of each wanted type was allocated."""
     out: dict[str, str] = {}
+    missed: dict[str, int] = {}  # type -> size of an object whose traceback was not found
     for obj in kept:
         name = type_name(type(obj))
         if name in wanted and name not in out:
             site = site_of(obj)
             if site is not None:
                 out[name] = site
+                missed.pop(name, None)
+            elif name not in missed and "." in name:  # a class's instance, not a builtin
+                with contextlib.suppress(Exception):
+                    missed[name] = sys.getsizeof(obj)
             if len(out) == len(wanted):
                 break
+    if missed:
+        out.update(_sites_by_size(missed))
+    return out
+
+
+def _sites_by_size(sizes: dict[str, int]) -> dict[str, str]:
+    """Python 3.11 cannot look up instances with a managed ``__dict__`` (it misses their
+    pre-header): the line that allocated most blocks of such an object's size during the
+    traced request stands in."""
+    lines: dict[int, dict[str, int]] = {}
+    for trace in tracemalloc.take_snapshot().traces:
+        wanted = trace.size in sizes.values()
+        frame = trace.traceback[0] if wanted and len(trace.traceback) else None
+        if frame is not None and not frame.filename.startswith(_OWN_DIR + os.sep):
+            where = f"{_short(frame.filename)}:{frame.lineno}"
+            count = lines.setdefault(trace.size, {})
+            count[where] = count.get(where, 0) + 1
+    out = {}
+    for name, size in sizes.items():
+        found = lines.get(size)
+        if found:
+            out[name] = max(found.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return out
 
 
@@ -490,14 +517,6 @@ def site_of(obj: object) -> str | None:
     True
     """
     traceback = tracemalloc.get_object_traceback(obj)
-    if traceback is None:
-        # Python 3.11 cannot find instances with a managed __dict__ (it misses their
-        # pre-header): one of their attributes, allocated by the same code, stands in.
-        for referent in gc.get_referents(obj):
-            if not isinstance(referent, type):
-                traceback = tracemalloc.get_object_traceback(referent)
-                if traceback is not None:
-                    break
     if traceback is None:
         return None
     for frame in reversed(list(traceback)):  # innermost first

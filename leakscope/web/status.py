@@ -84,6 +84,7 @@ def _merged_entry(name: str) -> dict[str, Any]:
         "_weight": 0.0,
         "_types": {},
         "containers": {},
+        "holders": {},
         "sites": {},
     }
 
@@ -113,12 +114,16 @@ def _merge_row(entry: dict[str, Any], row: dict[str, Any], pid: object) -> None:
             entry["containers"][key] = (
                 entry["containers"].get(key, 0.0) + number(c.get("per_request")) * weight
             )
+            held = entry["holders"].setdefault(key, {})
+            for field in ("kind", "path", "hint"):
+                if isinstance(c.get(field), str):
+                    held.setdefault(field, c[field])
 
 
 def _finish_entry(entry: dict[str, Any]) -> dict[str, Any]:
     weight = entry.pop("_weight") or 1.0
     types, sites = entry.pop("_types"), entry.pop("sites")
-    containers = entry.pop("containers")
+    containers, holders = entry.pop("containers"), entry.pop("holders")
     entry["retained_objects_per_request"] = entry.pop("_objects") / weight
     entry["retained_bytes_per_request"] = entry.pop("_bytes") / weight
     entry["top_types"] = [
@@ -126,7 +131,7 @@ def _finish_entry(entry: dict[str, Any]) -> dict[str, Any]:
         for t, v in sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     ]
     entry["containers"] = [
-        {"container": k, "per_request": v / weight}
+        {"container": k, **holders.get(k, {}), "per_request": v / weight}
         for k, v in sorted(containers.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     ]
     return entry
