@@ -234,10 +234,15 @@ def test_dashboard_in_headless_chromium(service: Service) -> None:
 
     deadline = time.monotonic() + 30
     pids: set[int] = set()
-    while len(pids) < 2:
+    leaking = False
+    sent = 0
+    while len(pids) < 2 or not leaking:
         for i in range(20):
-            service.request("GET", f"/leaky/items/{i}")
+            service.request("GET", f"/leaky/items/{sent + i}")
+            service.request("GET", f"/clean/items/{sent + i}")
+        sent += 20
         pids = {int(w["pid"]) for w in service.api("status")["workers"]}
+        leaking = any(r["leaking"] for r in service.api("routes")["routes"])
         assert time.monotonic() < deadline, pids
     url = f"http://127.0.0.1:{service.port}/_leakscope/"
     with sync_api.sync_playwright() as p:
@@ -248,10 +253,30 @@ def test_dashboard_in_headless_chromium(service: Service) -> None:
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
             page.goto(url)
+            # The login page has the report's look: a card, styled by the shared stylesheet.
+            card = page.locator("section.card.login")
+            assert card.is_visible()
+            radius = card.evaluate("e => getComputedStyle(e).borderTopLeftRadius")
+            assert radius == "10px", radius
+            shots = os.environ.get("LEAKSCOPE_SCREENSHOTS")  # for the web guide's images
+            if shots:
+                page.screenshot(path=f"{shots}/dashboard-login.png")
             # The login form: the token once, then the page itself (cookie).
             page.fill("input[name=token]", TOKEN)
             page.click("button[type=submit]")
             page.wait_for_selector("svg")
+            if shots:
+                page.set_viewport_size({"width": 1200, "height": 900})
+                page.screenshot(path=f"{shots}/dashboard.png", full_page=True)
+            # The verdict badge, a card for the leaking route with its holder and hint.
+            assert page.inner_text("#verdict").strip() == "LEAK"
+            leak = page.locator("#leaks .route-leak").first
+            assert "leaky.item" in leak.inner_text() and "app.Item" in leak.inner_text()
+            assert "sys.modules['app']._CACHE[...]" in leak.inner_text()
+            assert "unbounded cache" in leak.inner_text()
+            badge = page.locator("#verdict .badge")
+            colour = badge.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), colour
             text = page.inner_text("body")
             for pid in pids:
                 assert str(pid) in text, (pid, text[:500])
