@@ -267,3 +267,24 @@ def test_threaded_workers_serve_concurrent_requests(tmp_path: Path) -> None:
     for w in workers:
         assert w["sampled"] + w["overhead"]["skipped_busy"] <= w["requests"]
         assert not any(r["leaking"] for r in w["routes"] if r["route"] == "GET /clean/{id}")
+
+
+def test_child_exit_marks_the_worker_dead_for_prometheus_multiprocess_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("prometheus_client")
+    from prometheus_client import multiprocess
+
+    dead: list[int] = []
+    monkeypatch.setattr(multiprocess, "mark_process_dead", dead.append)
+
+    class Worker:
+        pid = 4242
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    child_exit(None, Worker())
+    assert dead == []  # not in multiprocess mode: nothing to mark
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    child_exit(None, Worker())
+    child_exit(None, object())  # no pid: ignored
+    assert dead == [4242]

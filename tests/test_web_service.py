@@ -288,3 +288,131 @@ def test_dashboard_in_headless_chromium(service: Service) -> None:
             assert requests and all(u.startswith(origin) for u in requests), requests
         finally:
             browser.close()
+
+
+PROMETHEUS = Path("/usr/bin/prometheus")  # Debian's package; .ci/run installs it
+RULES = EXAMPLE / "prometheus" / "leakscope-rules.yml"
+GRAFANA = EXAMPLE / "prometheus" / "grafana-dashboard.json"
+
+
+class Prometheus:
+    """A real Prometheus on loopback scraping the example's /_leakscope/metrics every second."""
+
+    def __init__(self, tmp_path: Path, target_port: int) -> None:
+        self.port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: [{json.dumps(str(RULES))}]\n"
+            "scrape_configs:\n"
+            "  - job_name: flask_service\n"
+            "    metrics_path: /_leakscope/metrics\n"
+            f"    authorization: {{type: Bearer, credentials: {TOKEN}}}\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+        )
+        self.log = tmp_path / "prometheus.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(PROMETHEUS),
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def get(self, path: str) -> Any:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        from urllib.parse import quote
+
+        status, body = self.get("/api/v1/query?query=" + quote(expr))
+        data = json.loads(body)
+        assert status == 200 and data["status"] == "success", (expr, body[:300])
+        result: list[dict[str, Any]] = data["data"]["result"]
+        return result
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if self.get("/-/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_real_prometheus_alert_selects_the_leaking_route_not_the_clean_one(
+    default_service: Service, tmp_path: Path
+) -> None:
+    if not PROMETHEUS.exists():
+        pytest.skip(f"no Prometheus at {PROMETHEUS}")
+    yaml = pytest.importorskip("yaml")
+    rules = {r["alert"]: r["expr"] for r in yaml.safe_load(RULES.read_text())["groups"][0]["rules"]}
+    prometheus = Prometheus(tmp_path, default_service.port)
+    try:
+        deadline = time.monotonic() + 90
+        prometheus.wait_ready(deadline)
+        # Both rules load and evaluate in a real Prometheus.
+        status, body = prometheus.get("/api/v1/rules")
+        loaded = {r["name"]: r for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
+        assert set(loaded) == set(rules), loaded
+        selected: set[str] = set()
+        sent = 0
+        while "leaky.item" not in selected:
+            assert time.monotonic() < deadline, (
+                selected,
+                prometheus.query("leakscope_route_leaking"),
+            )
+            for i in range(25):
+                assert default_service.request("GET", f"/leaky/items/{sent + i}")[0] == 200
+                assert default_service.request("GET", f"/clean/items/{sent + i}")[0] == 200
+            sent += 25
+            time.sleep(0.5)
+            result = prometheus.query(rules["LeakscopeRouteRetaining"])
+            selected = {r["metric"].get("route", "") for r in result}
+            assert "clean.clean_item" not in selected, result
+        # Every worker is scraped through whichever one answers, each once.
+        pids = {r["metric"]["pid"] for r in prometheus.query("leakscope_worker_rss_bytes")}
+        workers = {str(w["pid"]) for w in default_service.api("status")["workers"] if w["alive"]}
+        assert pids <= workers and len(pids) >= 1, (pids, workers)
+        clean = prometheus.query('leakscope_route_leaking{route="clean.clean_item"}')
+        assert clean and all(r["value"][1] == "0" for r in clean), clean
+        prometheus.query(rules["LeakscopeNativeMemoryGrowth"])  # evaluates (query() checks)
+        # The Grafana dashboard's queries are valid PromQL, and the per-route one has data.
+        panels = json.loads(GRAFANA.read_text())["panels"]
+        for panel in panels:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$__rate_interval", "30s")
+                prometheus.query(expr)  # a syntax error fails in query()
+        per_request = next(p for p in panels if p["title"].startswith("Retained objects"))
+        rows = prometheus.query(
+            per_request["targets"][0]["expr"].replace("$__rate_interval", "30s")
+        )
+        by_route = {r["metric"]["route"]: float(r["value"][1]) for r in rows}
+        assert by_route.get("leaky.item", 0) >= 1 and by_route.get("clean.clean_item", 0) < 0.5, (
+            by_route
+        )
+    finally:
+        prometheus.stop()

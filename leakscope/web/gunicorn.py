@@ -69,8 +69,24 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """In the master, after a worker exited: nothing to clean (its files stay for the report).
+    """In the master, after a worker exited: tell prometheus-client's multiprocess mode.
 
-    Kept so that a ``gunicorn.conf.py`` importing every hook works; the dead worker's
-    state file stays, marked ``alive: false`` by :func:`leakscope.web.workers.read_workers`.
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (the application's own metrics in multiprocess
+    mode), the dead worker's gauge files are marked dead
+    (``prometheus_client.multiprocess.mark_process_dead``), as prometheus-client asks of
+    every ``child_exit``.  leakscope's own state file of the worker stays for the report,
+    marked ``alive: false`` by :func:`leakscope.web.workers.read_workers`.
     """
+    try:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return
+        pid = getattr(worker, "pid", None)
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            return
+        try:
+            from prometheus_client import multiprocess
+        except ImportError:
+            return
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    except Exception:
+        logger.exception("leakscope: child_exit hook failed")

@@ -7,9 +7,14 @@ Needs the ``prometheus`` extra (``pip install 'pyleakscope[prometheus]'``)::
 
 The metrics are read from the worker states that :class:`~leakscope.web.middleware.LeakMiddleware`
 publishes (``LEAKSCOPE_DIR``), each labelled with its worker's ``pid``, so whichever
-worker answers shows every live worker.  Nothing is written into prometheus-client's
-global registry or its multiprocess files: the exposition is built from a private
-registry each time, which is correct with or without ``PROMETHEUS_MULTIPROC_DIR``.
+worker answers a scrape shows every live worker, once; a worker that exited (recycled by
+``max_requests``) is left out, so its series end.  Nothing is written into
+prometheus-client's global registry or its multiprocess files (where custom collectors do
+not work): the exposition is built from a private registry each time, which is correct
+with or without ``PROMETHEUS_MULTIPROC_DIR``.  Per route: the retained objects and bytes
+per request of the recent samples (gauges), whether it leaks (gauge), and counters since
+the worker started (``leakscope_route_retained_objects_total``,
+``leakscope_route_sampled_total``...) that ``rate()`` can divide.
 """
 
 from __future__ import annotations
@@ -87,6 +92,19 @@ _ROUTE_METRICS = (
     ),
     ("leakscope_route_leaking", "1 when the route keeps retaining objects", "leaking", False),
     ("leakscope_route_requests", "Requests served per route", "requests", True),
+    ("leakscope_route_sampled", "Requests measured per route", "sampled", True),
+    (
+        "leakscope_route_retained_objects",
+        "Objects the route's measured requests retained, since the worker started",
+        "retained_objects_total",
+        True,
+    ),
+    (
+        "leakscope_route_retained_bytes",
+        "Bytes the route's measured requests retained, since the worker started",
+        "retained_bytes_total",
+        True,
+    ),
 )
 
 

@@ -78,13 +78,25 @@ class Sample:
 class RouteStats:
     """One route's counts, its recent samples and the retained objects it follows."""
 
-    __slots__ = ("recent", "refs", "requests", "sampled", "site_tries", "sites")
+    __slots__ = (
+        "bytes_total",
+        "objects_total",
+        "recent",
+        "refs",
+        "requests",
+        "sampled",
+        "site_tries",
+        "sites",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
         self.sampled = 0
         self.sites: dict[str, str] = {}  # retained type -> where a request allocated one
         self.site_tries = 0  # traced samples: a type whose site is not found is given up
+        # Since start, over every measured request: counters a query can rate.
+        self.objects_total = 0
+        self.bytes_total = 0
         # Lists, not deques: the census leaves out plain containers that leakscope's
         # objects hold, and a deque would break that chain.
         self.recent: list[Sample] = []
@@ -94,6 +106,8 @@ class RouteStats:
         """Count a measured request; after the warm-up, keep it among the recent ones."""
         self.sampled += 1
         self.site_tries += sample.traced
+        self.objects_total += sample.objects
+        self.bytes_total += sample.bytes
         for kind, site in sample.sites.items():
             if len(self.sites) < 4 * TOP_TYPES:
                 self.sites.setdefault(kind, site)
@@ -168,6 +182,8 @@ class RouteStats:
                 if c > 0
             ],
             "containers": [holder(key, kinds.get(key, ""), c / n) for key, c in grown],
+            "retained_objects_total": self.objects_total,
+            "retained_bytes_total": self.bytes_total,
             "leaking": leaking,
         }
 
