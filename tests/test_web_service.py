@@ -376,8 +376,10 @@ def test_a_real_prometheus_alert_selects_the_leaking_route_not_the_clean_one(
         prometheus.wait_ready(deadline)
         # Both rules load and evaluate in a real Prometheus.
         status, body = prometheus.get("/api/v1/rules")
+        assert status == 200, body[:300]
         loaded = {r["name"]: r for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
         assert set(loaded) == set(rules), loaded
+        assert all(r["health"] in ("ok", "unknown") for r in loaded.values()), loaded
         selected: set[str] = set()
         sent = 0
         while "leaky.item" not in selected:
