@@ -295,6 +295,13 @@ def requests_to_verdict(limit: int = 800) -> dict[str, Any]:
                 holders = [c.get("container") for c in leaky.get("containers", [])]
                 if named and "app:_CACHE" in holders and found["requests"] is None:
                     found.update(requests=i, seconds=time.monotonic() - t0, row=leaky)
+                found["last"] = leaky
+            if found["requests"] is None or found["requests"] > 100:
+                status = json.loads(_get(port, "/_leakscope/api/status", conn, "bench-token"))
+                found["workers"] = [
+                    {k: w.get(k) for k in ("pid", "requests", "sampled", "overhead")}
+                    for w in status["workers"]
+                ]
         finally:
             _stop(server)
     return found

@@ -33,7 +33,7 @@ from typing import Any
 from leakscope._env import DEFAULT_REQUEST_SAMPLE, sample_rate
 from leakscope._env import budget as budget_fraction
 from leakscope._heap import rss_bytes
-from leakscope.web.budget import MAX_CREDIT, Budget, positive
+from leakscope.web.budget import INITIAL_CREDIT, MAX_CREDIT, Budget, positive
 from leakscope.web.forks import Registry, stale
 from leakscope.web.publishing import Publisher
 from leakscope.web.sampler import Mark, Sampler
@@ -45,8 +45,9 @@ __all__ = ["Monitor", "Sampling", "after_fork", "monitors"]
 
 logger = logging.getLogger("leakscope")
 
-RESERVE = 0.01
-"""Seconds of credit a heap census must leave for samples: samples go first."""
+RESERVE = INITIAL_CREDIT
+"""Seconds of credit a heap census must leave for samples: samples go first (a new worker's
+first credit goes to its first samples, not to a census of its heap)."""
 
 _registry: Registry[Monitor] = Registry()
 
@@ -373,6 +374,9 @@ class Monitor:
         """This worker's state: requests, memory, growth since the first census, routes, timeline."""
         if stale(self):
             self.after_fork()
+        sampling = self._sampling
+        if sampling is not None and sampling.number not in self._active:
+            self._cancel_sampling()  # its response was dropped unclosed: unfreeze now
         rss = rss_bytes()
         blocks = sys.getallocatedblocks()
         with self._lock:
