@@ -43,6 +43,9 @@ def _app(environ, start_response):
 
 
 app = LeakMiddleware(_app, sample=1.0, budget=1.0, interval=0.05)
+# Publish after every request: the test reads each worker's request count to know when no
+# worker is about to be recycled (see booted_and_settled).
+app.monitor.publisher.every = 0.0
 """
 
 CONFIG = """
@@ -75,6 +78,42 @@ def get(port: int, path: str, deadline: float) -> int:
 def listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (gunicorn's workers), read from /proc."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+def booted_and_settled(server: Server, max_requests: int) -> bool:
+    """Every current worker is past its boot and none is about to be recycled.
+
+    gunicorn loses a SIGTERM that reaches a worker between its fork and its own signal
+    set-up (the master's handler, inherited, queues the signal where nobody reads it):
+    that worker is SIGKILLed after the graceful timeout and writes no exit snapshot.  So
+    the test stops the server only when each worker has published a state (post_worker_init
+    runs after the set-up) with fewer requests than ``max_requests`` (it will not exit and
+    be replaced meanwhile), and no worker has begun to exit.
+    """
+    pids = children(server.process.pid)
+    states = {w["pid"]: w for w in read_workers(server.state)}
+    return len(pids) == 2 and all(
+        pid in states
+        and states[pid]["requests"] < max_requests
+        and not (server.state / f"exit-{pid}.json").exists()
+        for pid in pids
+    )
 
 
 def wait_until(condition: object, deadline: float, what: str) -> None:
@@ -131,6 +170,8 @@ class Server:
 needs_gunicorn = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 @needs_gunicorn
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
 def test_real_gunicorn_workers_publish_and_write_exit_snapshots(
@@ -144,6 +185,7 @@ def test_real_gunicorn_workers_publish_and_write_exit_snapshots(
             assert get(port, f"/clean/{i}", deadline) == 200
         # 200 requests, recycled every 40: at least 3 workers have exited by now.
         wait_until(lambda: len(list(state.glob("exit-*.json"))) >= 3, deadline, "exit snapshots")
+        wait_until(lambda: booted_and_settled(server, 40), deadline, "the workers to settle")
     output = server.output
     assert server.process.returncode == 0, output
     assert "Traceback" not in output and "AssertionError" not in output, output
@@ -184,6 +226,7 @@ def test_hooks_take_any_objects_and_never_raise(
     worker_exit(None, None)  # no directory: nothing to write
 
 
+@pytest.mark.slow
 def test_the_hooks_import_without_gunicorn() -> None:
     out = run_python(
         """
@@ -196,6 +239,8 @@ def test_the_hooks_import_without_gunicorn() -> None:
     assert out.strip() == "imported True"
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 @needs_gunicorn
 def test_threaded_workers_serve_concurrent_requests(tmp_path: Path) -> None:
     errors: list[BaseException] = []
@@ -222,3 +267,24 @@ def test_threaded_workers_serve_concurrent_requests(tmp_path: Path) -> None:
     for w in workers:
         assert w["sampled"] + w["overhead"]["skipped_busy"] <= w["requests"]
         assert not any(r["leaking"] for r in w["routes"] if r["route"] == "GET /clean/{id}")
+
+
+def test_child_exit_marks_the_worker_dead_for_prometheus_multiprocess_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("prometheus_client")
+    from prometheus_client import multiprocess
+
+    dead: list[int] = []
+    monkeypatch.setattr(multiprocess, "mark_process_dead", dead.append)
+
+    class Worker:
+        pid = 4242
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    child_exit(None, Worker())
+    assert dead == []  # not in multiprocess mode: nothing to mark
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    child_exit(None, Worker())
+    child_exit(None, object())  # no pid: ignored
+    assert dead == [4242]

@@ -55,6 +55,7 @@ def samples(body: bytes) -> dict[str, list[Any]]:
     return out
 
 
+@pytest.mark.slow
 def test_two_worker_processes_in_multiprocess_mode(tmp_path: Path) -> None:
     state, multiproc = tmp_path / "state", tmp_path / "multiproc"
     multiproc.mkdir()
@@ -127,6 +128,7 @@ def test_this_process_without_a_directory(monkeypatch: pytest.MonkeyPatch) -> No
     assert route.labels["route"] == "GET /" and route.value == 1
 
 
+@pytest.mark.slow
 def test_missing_prometheus_client_is_a_clear_error() -> None:
     result = run_python_json(
         """

@@ -17,8 +17,10 @@ import pytest
 from _support import run_python_json
 
 from leakscope._env import DEFAULT_BUDGET, DEFAULT_REQUEST_SAMPLE
-from leakscope.web import middleware as wsgi
+from leakscope.web import sampler, timeline
+from leakscope.web.budget import INITIAL_CREDIT
 from leakscope.web.middleware import LeakMiddleware, route_template
+from leakscope.web.sampler import Containers, Sampler
 
 STATUS_KEYS = {
     "pid",
@@ -131,7 +133,10 @@ def test_leaking_route_is_flagged_with_its_type_clean_and_bounded_cache_are_not(
     stored = by_route["GET /stored/{id}"]
     assert stored["leaking"], stored
     assert stored["top_types"] == [{"type": "dict", "per_request": 1.0}]
-    assert stored["containers"] == [{"container": f"{__name__}:STORED", "per_request": 1.0}]
+    (held,) = stored["containers"]
+    assert held["container"] == f"{__name__}:STORED" and held["per_request"] == 1.0
+    assert held["kind"] == "dict" and held["path"] == f"sys.modules['{__name__}'].STORED[...]"
+    assert held["hint"].startswith("an unbounded cache")
     assert all(r["requests"] == 60 and r["sampled"] == 60 for r in by_route.values())
     status = mw.status()
     assert set(status) >= STATUS_KEYS
@@ -197,7 +202,7 @@ def test_budget_limits_the_time_spent_measuring() -> None:
     # Initial credit plus what the budget accrued, plus at most one measurement's overshoot
     # (a measurement starts only while credit is left, so credit never sinks below minus
     # the longest one; the first census of a big test process can itself take 50+ ms).
-    allowed = wsgi._INITIAL_CREDIT + 0.001 * overhead["wall_seconds"]
+    allowed = INITIAL_CREDIT + 0.001 * overhead["wall_seconds"]
     assert overhead["measured_seconds"] <= allowed + overhead["largest_seconds"] + 1e-6, overhead
     assert overhead["skipped_budget"] > 0
     assert mw.status()["sampled"] < 400
@@ -211,7 +216,7 @@ def test_the_heap_census_runs_once_per_interval_not_per_request() -> None:
     assert len(status["timeline"]) == 1
     point = status["timeline"][0]
     assert set(point) == {"time", "rss", "blocks", "objects", "types", "growing", "routes"}
-    assert point["objects"] > 0 and len(point["types"]) <= wsgi._TIMELINE_TYPES
+    assert point["objects"] > 0 and len(point["types"]) <= timeline.TYPES
     assert point["growing"] == {}  # nothing to compare the first point with
 
 
@@ -232,7 +237,7 @@ def test_timeline_is_bounded_by_history_and_growth_is_reported() -> None:
     last = status["timeline"][-1]
     assert last["growing"].get(f"{__name__}.Order", 0) > 0, last["growing"]
     assert last["routes"]["GET /leaky/{id}"]["objects"] >= 1, last["routes"]
-    assert len(last["growing"]) <= wsgi._TIMELINE_GROWING
+    assert len(last["growing"]) <= timeline.GROWING
     growth = status["growth"]
     assert growth["objects"] is not None and growth["blocks"] != 0
     assert any(t["type"] == f"{__name__}.Order" and t["delta"] > 0 for t in growth["types"])
@@ -261,14 +266,14 @@ def test_leakscope_failures_never_break_a_request(
         raise RuntimeError("leakscope bug")
 
     mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=1e-9)
-    monkeypatch.setattr(wsgi, "_retained", broken)
-    monkeypatch.setattr(wsgi, "tracked_census", broken)
-    monkeypatch.setattr(mw, "_begin_sample", broken)
+    monkeypatch.setattr(sampler, "retained", broken)
+    monkeypatch.setattr(timeline, "tracked_census", broken)
+    monkeypatch.setattr(Sampler, "begin", broken)
     with caplog.at_level(logging.ERROR, logger="leakscope"):
         assert call(mw, "/clean/1") == b"ok"
     monkeypatch.undo()
-    monkeypatch.setattr(wsgi, "_retained", broken)
-    monkeypatch.setattr(wsgi, "tracked_census", broken)
+    monkeypatch.setattr(sampler, "retained", broken)
+    monkeypatch.setattr(timeline, "tracked_census", broken)
     with caplog.at_level(logging.ERROR, logger="leakscope"):
         assert call(mw, "/clean/2") == b"ok"
     assert any("leakscope bug" in r.getMessage() or r.exc_info for r in caplog.records)
@@ -368,6 +373,7 @@ def test_workers_from_a_directory(tmp_path: Any) -> None:
     assert LeakMiddleware(app).workers()[0]["requests"] == 0
 
 
+@pytest.mark.slow
 def test_a_forked_child_starts_afresh() -> None:
     result = run_python_json(
         """
@@ -426,13 +432,13 @@ def test_a_request_overlapping_a_sample_voids_it() -> None:
 
 
 def test_after_the_first_scan_only_containers_that_changed_are_read() -> None:
-    containers = wsgi._Containers()
+    containers = Containers()
     containers.rescan()
     everything = len(containers.entries)
     assert f"{__name__}:STORED" in {e[4] for e in containers.entries}
     STORED[-1] = {"id": -1}
     try:
-        containers.rescan()
+        containers.refresh()  # a timeline point: every container read once
         keys = {e[4] for e in containers.entries}
         assert f"{__name__}:STORED" in keys
         assert len(keys) < everything / 2
@@ -454,12 +460,13 @@ def test_a_response_never_closed_still_ends_its_request() -> None:
     assert status["sampled"] == 2 and status["overhead"]["skipped_busy"] == 0
 
 
+@pytest.mark.slow
 def test_a_bounded_cache_of_dicts_is_cleared_by_the_heap_census() -> None:
     # In a fresh process: the timeline's censuses see the whole heap, and in a test worker
     # that heap also holds what earlier tests left (freed between points: decreases).
     out = run_python_json(
         """
-        import functools, json, time
+        import functools, json
         from wsgiref.util import setup_testing_defaults
         from leakscope.web.middleware import LeakMiddleware
 
@@ -481,14 +488,15 @@ def test_a_bounded_cache_of_dicts_is_cleared_by_the_heap_census() -> None:
             b"".join(result)
             getattr(result, "close", lambda: None)()
 
-        mw = LeakMiddleware(cached, sample=1.0, budget=1.0, interval=0.05)
-        deadline = time.monotonic() + 30
-        i = 0
-        while i < 200 or len(mw.status()["timeline"]) < 3:
-            assert time.monotonic() < deadline
-            for _ in range(20):
-                call(mw, f"/lookup/{i}")
-                i += 1
+        # The schedule never fires (interval 3600 s): the test takes the censuses itself,
+        # after the first request (the baseline), after the warm-up and at the end.
+        mw = LeakMiddleware(cached, sample=1.0, budget=1.0, interval=3600.0)
+        for i in range(200):
+            call(mw, f"/lookup/{i}")
+            if i == 20:
+                assert mw.take_point()
+        assert mw.take_point()
+        assert len(mw.status()["timeline"]) == 3
         status = mw.status()
         print(json.dumps({"routes": status["routes"], "growth": status["growth"]}))
         """
@@ -500,13 +508,14 @@ def test_a_bounded_cache_of_dicts_is_cleared_by_the_heap_census() -> None:
     assert all(abs(t["delta"]) < 50 for t in out["growth"]["types"]), out["growth"]
 
 
+@pytest.mark.slow
 def test_retained_dicts_wait_for_a_second_census_that_shows_them_growing() -> None:
     # Dicts take no weak reference: until two heap censuses exist, a route that keeps
     # them (in an object, not a module container) is not called leaking; then it is, since
     # the census sees dicts grow.  A fresh process: the censuses see the whole heap.
     out = run_python_json(
         """
-        import json, time
+        import json
         from wsgiref.util import setup_testing_defaults
         from leakscope.web.middleware import LeakMiddleware
 
@@ -528,22 +537,18 @@ def test_retained_dicts_wait_for_a_second_census_that_shows_them_growing() -> No
             b"".join(result)
             result.close()
 
+        # One census (the first request's); the test takes the second one itself.
         mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=3600.0)
-        for _ in range(30):
+        for _ in range(40):
             call(mw)
         (before,) = mw.status()["routes"]
-        mw = LeakMiddleware(app, sample=1.0, budget=1.0, interval=0.2)
-        deadline = time.monotonic() + 30
-        while len(mw.status()["timeline"]) < 3:
-            assert time.monotonic() < deadline
-            for _ in range(20):
-                call(mw)
+        assert mw.take_point()
         (after,) = mw.status()["routes"]
         print(json.dumps({"before": before, "after": after}))
         """
     )
     before, after = out["before"], out["after"]
-    assert before["sampled"] == 30 and before["retained_objects_per_request"] >= 2
+    assert before["sampled"] == 40 and before["retained_objects_per_request"] >= 2
     assert not before["leaking"], before
     assert after["leaking"], after
     assert after["top_types"][0]["type"] in {"dict", "list"}

@@ -26,7 +26,7 @@ from leakscope.render import svg
 if TYPE_CHECKING:
     from leakscope.engine.model import LeakReport
 
-__all__ = ["render_check", "render_run", "write_run"]
+__all__ = ["PAGE_CSS", "render_check", "render_run", "write_run"]
 
 
 _VERDICTS = {
@@ -72,6 +72,9 @@ pre{background:var(--code);padding:10px 12px;border-radius:6px;overflow:auto;whi
 .muted{color:var(--muted)}ul{margin:4px 0 8px;padding-left:20px}
 .cycle{margin:0 0 16px}.cycle svg{border:1px solid var(--line);border-radius:6px}
 """
+
+PAGE_CSS = _CSS
+"""The reports' stylesheet (cards, verdict badges, tables, charts), shared by the web dashboard."""
 
 
 def _e(value: object) -> str:

@@ -6,7 +6,7 @@ In ``gunicorn.conf.py``::
 
     raw_env = ["LEAKSCOPE_DIR=/tmp/leakscope"]   # or export LEAKSCOPE_DIR
 
-Each worker's :class:`~leakscope.web.middleware.LeakMiddleware` starts afresh after the fork
+Each worker's middleware (every :class:`~leakscope.web.core.Monitor`) starts afresh after the fork
 (also when the application was loaded in the master with ``--preload``), publishes
 its state to ``LEAKSCOPE_DIR`` and, when the worker exits (stopped, or recycled by
 ``max_requests``), writes its last state and a final :class:`~leakscope.Snapshot` to
@@ -21,6 +21,7 @@ import logging
 import os
 from typing import Any
 
+from leakscope.web.core import after_fork, monitors
 from leakscope.web.workers import exit_snapshot_path, start_snapshot_path
 
 __all__ = ["child_exit", "post_fork", "post_worker_init", "worker_exit"]
@@ -29,23 +30,16 @@ logger = logging.getLogger("leakscope")
 
 
 def _directory() -> str | None:
-    from leakscope.web.middleware import instances
-
-    for middleware in instances():
-        if middleware.directory is not None:
-            return middleware.directory
+    for monitor in monitors():
+        if monitor.directory is not None:
+            return monitor.directory
     return os.environ.get("LEAKSCOPE_DIR") or None
 
 
 def post_fork(server: Any, worker: Any) -> None:
     """In the new worker: every middleware loaded before the fork starts afresh (``--preload``)."""
     try:
-        from leakscope.web.middleware import instances
-
-        pid = os.getpid()
-        for middleware in instances():
-            if middleware._pid != pid:
-                middleware._after_fork()
+        after_fork()
     except Exception:
         logger.exception("leakscope: post_fork hook failed")
 
@@ -58,14 +52,13 @@ def post_worker_init(worker: Any) -> None:
     """
     try:
         from leakscope._snapshot import snapshot
-        from leakscope.web.middleware import instances
 
         directory = _directory()
         if directory is not None:
             os.makedirs(directory, exist_ok=True)
             snapshot(memory=False).save(start_snapshot_path(directory, os.getpid()))
-        for middleware in instances():
-            middleware.publish()
+        for monitor in monitors():
+            monitor.publish()
     except Exception:
         logger.exception("leakscope: post_worker_init hook failed")
 
@@ -74,10 +67,9 @@ def worker_exit(server: Any, worker: Any) -> None:
     """In the exiting worker: publish its last state and write its final snapshot."""
     try:
         from leakscope._snapshot import snapshot
-        from leakscope.web.middleware import instances
 
-        for middleware in instances():
-            middleware.publish()
+        for monitor in monitors():
+            monitor.publish()
         directory = _directory()
         if directory is None:
             return
@@ -88,8 +80,24 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """In the master, after a worker exited: nothing to clean (its files stay for the report).
+    """In the master, after a worker exited: tell prometheus-client's multiprocess mode.
 
-    Kept so that a ``gunicorn.conf.py`` importing every hook works; the dead worker's
-    state file stays, marked ``alive: false`` by :func:`leakscope.web.workers.read_workers`.
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (the application's own metrics in multiprocess
+    mode), the dead worker's gauge files are marked dead
+    (``prometheus_client.multiprocess.mark_process_dead``), as prometheus-client asks of
+    every ``child_exit``.  leakscope's own state file of the worker stays for the report,
+    marked ``alive: false`` by :func:`leakscope.web.workers.read_workers`.
     """
+    try:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return
+        pid = getattr(worker, "pid", None)
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            return
+        try:
+            from prometheus_client import multiprocess
+        except ImportError:
+            return
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    except Exception:
+        logger.exception("leakscope: child_exit hook failed")

@@ -7,9 +7,14 @@ Needs the ``prometheus`` extra (``pip install 'pyleakscope[prometheus]'``)::
 
 The metrics are read from the worker states that :class:`~leakscope.web.middleware.LeakMiddleware`
 publishes (``LEAKSCOPE_DIR``), each labelled with its worker's ``pid``, so whichever
-worker answers shows every live worker.  Nothing is written into prometheus-client's
-global registry or its multiprocess files: the exposition is built from a private
-registry each time, which is correct with or without ``PROMETHEUS_MULTIPROC_DIR``.
+worker answers a scrape shows every live worker, once; a worker that exited (recycled by
+``max_requests``) is left out, so its series end.  Nothing is written into
+prometheus-client's global registry or its multiprocess files (where custom collectors do
+not work): the exposition is built from a private registry each time, which is correct
+with or without ``PROMETHEUS_MULTIPROC_DIR``.  Per route: the retained objects and bytes
+per request of the recent samples (gauges), whether it leaks (gauge), and counters since
+the worker started (``leakscope_route_retained_objects_total``,
+``leakscope_route_sampled_total``...) that ``rate()`` can divide.
 """
 
 from __future__ import annotations
@@ -36,10 +41,10 @@ def _client() -> Any:
 
 def worker_states() -> list[dict[str, Any]]:
     """The states of every live worker: this process's middleware's view, else ``LEAKSCOPE_DIR``."""
-    from leakscope.web.middleware import instances
+    from leakscope.web.core import monitors
     from leakscope.web.workers import read_workers
 
-    found = instances()
+    found = monitors()
     if found:
         states = found[-1].workers()
     else:
@@ -54,80 +59,106 @@ def _num(value: object) -> float | None:
     return float(value)
 
 
-def _families(states: list[dict[str, Any]], core: Any) -> Iterator[Any]:
-    gauge, counter = core.GaugeMetricFamily, core.CounterMetricFamily
-    rss = gauge("leakscope_worker_rss_bytes", "Resident set size of the worker", labels=["pid"])
-    blocks = gauge(
+# (name, help, labels, counter?, the state or route field it reads)
+_WORKER_METRICS = (
+    ("leakscope_worker_rss_bytes", "Resident set size of the worker", "rss", False),
+    (
         "leakscope_worker_allocated_blocks",
         "sys.getallocatedblocks() of the worker",
-        labels=["pid"],
-    )
-    objects = gauge(
+        "blocks",
+        False,
+    ),
+    (
         "leakscope_worker_objects",
         "Objects tracked by the collector at the worker's last census",
-        labels=["pid"],
-    )
-    by_type = gauge(
-        "leakscope_worker_type_objects",
-        "Objects of the most numerous types at the worker's last census",
-        labels=["pid", "type"],
-    )
-    requests = counter("leakscope_requests", "Requests served by the worker", labels=["pid"])
-    sampled = counter(
-        "leakscope_requests_sampled", "Requests measured by leakscope", labels=["pid"]
-    )
-    route_objects = gauge(
+        "objects",
+        False,
+    ),
+    ("leakscope_requests", "Requests served by the worker", "requests", True),
+    ("leakscope_requests_sampled", "Requests measured by leakscope", "sampled", True),
+)
+_ROUTE_METRICS = (
+    (
         "leakscope_route_retained_objects_per_request",
         "Objects a route's sampled requests retained, per request",
-        labels=["pid", "route"],
-    )
-    route_bytes = gauge(
+        "retained_objects_per_request",
+        False,
+    ),
+    (
         "leakscope_route_retained_bytes_per_request",
         "Bytes a route's sampled requests retained, per request",
-        labels=["pid", "route"],
-    )
-    route_leaking = gauge(
-        "leakscope_route_leaking",
-        "1 when the route keeps retaining objects",
-        labels=["pid", "route"],
-    )
-    route_requests = counter(
-        "leakscope_route_requests", "Requests served per route", labels=["pid", "route"]
+        "retained_bytes_per_request",
+        False,
+    ),
+    ("leakscope_route_leaking", "1 when the route keeps retaining objects", "leaking", False),
+    ("leakscope_route_requests", "Requests served per route", "requests", True),
+    ("leakscope_route_sampled", "Requests measured per route", "sampled", True),
+    (
+        "leakscope_route_retained_objects",
+        "Objects the route's measured requests retained, since the worker started",
+        "retained_objects_total",
+        True,
+    ),
+    (
+        "leakscope_route_retained_bytes",
+        "Bytes the route's measured requests retained, since the worker started",
+        "retained_bytes_total",
+        True,
+    ),
+)
+
+
+def _family(core: Any, name: str, text: str, labels: list[str], counter: bool) -> Any:
+    kind = core.CounterMetricFamily if counter else core.GaugeMetricFamily
+    return kind(name, text, labels=labels)
+
+
+def _last_types(state: dict[str, Any]) -> dict[str, float]:
+    timeline = state.get("timeline")
+    if not (isinstance(timeline, list) and timeline and isinstance(timeline[-1], dict)):
+        return {}
+    types = timeline[-1].get("types")
+    if not isinstance(types, dict):
+        return {}
+    values = {str(name): _num(count) for name, count in types.items()}
+    return {name: v for name, v in values.items() if v is not None}
+
+
+def _route_value(route: dict[str, Any], key: str) -> float | None:
+    if key == "leaking":
+        return 1.0 if route.get("leaking") is True else 0.0
+    return _num(route.get(key))
+
+
+def _families(states: list[dict[str, Any]], core: Any) -> Iterator[Any]:
+    workers = [(key, _family(core, n, t, ["pid"], c)) for n, t, key, c in _WORKER_METRICS]
+    routes = [(key, _family(core, n, t, ["pid", "route"], c)) for n, t, key, c in _ROUTE_METRICS]
+    by_type = _family(
+        core,
+        "leakscope_worker_type_objects",
+        "Objects of the most numerous types at the worker's last census",
+        ["pid", "type"],
+        False,
     )
     for state in states:
         pid = str(state.get("pid"))
-        for family, key in ((rss, "rss"), (blocks, "blocks"), (objects, "objects")):
+        for key, family in workers:
             value = _num(state.get(key))
             if value is not None:
                 family.add_metric([pid], value)
-        for family, key in ((requests, "requests"), (sampled, "sampled")):
-            value = _num(state.get(key))
-            if value is not None:
-                family.add_metric([pid], value)
-        timeline = state.get("timeline")
-        if isinstance(timeline, list) and timeline and isinstance(timeline[-1], dict):
-            types = timeline[-1].get("types")
-            if isinstance(types, dict):
-                for name, count in types.items():
-                    value = _num(count)
+        for name, count in _last_types(state).items():
+            by_type.add_metric([pid, name], count)
+        rows = state.get("routes")
+        for route in rows if isinstance(rows, list) else []:
+            if isinstance(route, dict):
+                for key, family in routes:
+                    value = _route_value(route, key)
                     if value is not None:
-                        by_type.add_metric([pid, str(name)], value)
-        routes = state.get("routes")
-        for route in routes if isinstance(routes, list) else []:
-            if not isinstance(route, dict):
-                continue
-            name = str(route.get("route"))
-            for family, key in (
-                (route_objects, "retained_objects_per_request"),
-                (route_bytes, "retained_bytes_per_request"),
-                (route_requests, "requests"),
-            ):
-                value = _num(route.get(key))
-                if value is not None:
-                    family.add_metric([pid, name], value)
-            route_leaking.add_metric([pid, name], 1.0 if route.get("leaking") is True else 0.0)
-    yield from (rss, blocks, objects, by_type, requests, sampled)
-    yield from (route_objects, route_bytes, route_leaking, route_requests)
+                        family.add_metric([pid, str(route.get("route"))], value)
+    yield from (family for _, family in workers[:3])
+    yield by_type
+    yield from (family for _, family in workers[3:])
+    yield from (family for _, family in routes)
 
 
 class _Collector:
