@@ -160,6 +160,7 @@ def _read_settings(config: pytest.Config) -> _Settings:
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
+_BASELINE = pytest.StashKey[Any]()  # the session's screen Baseline, made on first use
 _PLUGIN_NAME = "leakscope-verdicts"
 
 
@@ -386,9 +387,9 @@ def _checked_call(item: pytest.Item, plan: _Plan) -> Generator[None, object, obj
     rewind = _Rewind(item)
     observation: Observation | None = None
     if plan.screen:
-        from leakscope.engine.screen import Observation
+        from leakscope.engine.screen import Baseline, Observation
 
-        observation = Observation.begin()
+        observation = Observation.begin(item.config.stash.setdefault(_BASELINE, Baseline()))
     started = time.perf_counter()
     try:
         result = yield  # the ordinary run: its failure or skip is reported as usual, no verdict
