@@ -56,6 +56,7 @@ __all__ = [
     "gc_counters",
     "memory_breakdown",
     "parse_mallocstats",
+    "read_mallinfo2",
     "read_mallocstats",
 ]
 
@@ -476,6 +477,19 @@ def _load_mallinfo2() -> Callable[[], MallocInfo] | str:
         )
 
     return read
+
+
+def read_mallinfo2() -> MallocInfo | None:
+    """glibc's malloc heaps now (``mallinfo2()``, a few microseconds), or None without glibc 2.33+.
+
+    >>> info = read_mallinfo2()
+    >>> info is None or info.in_use_bytes >= 0
+    True
+    """
+    global _mallinfo2
+    if _mallinfo2 is None:
+        _mallinfo2 = _load_mallinfo2()
+    return None if isinstance(_mallinfo2, str) else _mallinfo2()
 
 
 # --------------------------------------------------------------------------------------

@@ -12,32 +12,25 @@ Three ways to check tests for leaks::
     pytest --leakscope                             # every test (opt out: @pytest.mark.leakscope_skip)
 
 A checked test runs once as usual (a failure or skip is reported as usual and
-gets no verdict), then :func:`leakscope.check` calls its body repeatedly;
-fixtures are set up once, so session, module and function fixtures are never
-counted as the test's leak.  Under ``--leakscope`` a cheap screen (a few runs
-with ``gc.freeze()`` and young collections) comes first and only its suspects
-get the full check.  Verdicts travel in ``item.user_properties`` (so
-they reach the ``pytest-xdist`` controller), leaking tests are listed in the
-terminal summary and ``--leakscope-report=PATH`` writes every verdict as JSON.
+gets no verdict); the marker and the fixture then call :func:`leakscope.check`
+on its body.  Under ``--leakscope`` the real run is the first observation of
+:mod:`leakscope.engine.screen` (the heap frozen around it, so the reading after
+it is cheap); only the tests it cannot pass are run again, and only its
+suspects get the full check.  Verdicts travel in ``item.user_properties`` (so
+they reach the ``pytest-xdist`` controller), a table at the end of the session
+counts them and ``--leakscope-report=PATH`` writes every verdict as JSON.
 
 The module is only the pytest side: options, markers, the fixture and the
-hooks.  The verdict is :func:`leakscope.check`'s.
+hooks.  It imports pytest and :mod:`leakscope.errors` when pytest loads it;
+everything else only when a test is checked.
 """
 
 from __future__ import annotations
 
-import gc
-import io
-import json
-import logging
-import os
-import sys
-import unittest
-import warnings
+import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -45,8 +38,12 @@ from leakscope.errors import LeakError
 
 if TYPE_CHECKING:
     from leakscope.engine.model import LeakReport
+    from leakscope.engine.screen import Observation, Screening
 
-__all__ = ["LeakscopeFixture"]
+__all__ = ["LeakscopeFixture", "Mode", "Verdict"]
+
+Verdict = Literal["leaked", "clean", "error", "not checked"]
+Mode = Literal["suite", "marker", "fixture"]
 
 REPORT_FORMAT = "leakscope.pytest_report"
 _PROPERTY = "leakscope"  # the user_properties key carrying a verdict (a JSON string)
@@ -58,6 +55,11 @@ _SELF_CHECKING_FIXTURES = {
     "leakscope": "it uses the leakscope fixture (it checks its own code)",
     "pytester": "it uses pytester (it runs pytest itself)",
     "testdir": "it uses testdir (it runs pytest itself)",
+}
+# Running these again would report again: the screen reads their real run only.
+_REPORTING_FIXTURES = {
+    "subtests": "it uses the subtests fixture (running it again would report its subtests "
+    "again) and its real run grew",
 }
 
 
@@ -108,14 +110,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("leakscope_report", "write every leak verdict to this path as JSON", default="")
 
 
-@dataclass(frozen=True)
 class _Settings:
     """The plugin's configuration: command line first, then the ini file."""
 
-    suite: bool
-    warmup: int | None
-    runs: int | None
-    report_path: Path | None
+    __slots__ = ("report_path", "runs", "suite", "warmup")
+
+    def __init__(
+        self, suite: bool, warmup: int | None, runs: int | None, report_path: Path | None
+    ) -> None:
+        self.suite = suite
+        self.warmup = warmup
+        self.runs = runs
+        self.report_path = report_path
+
+    @property
+    def screen(self) -> bool:
+        """Whether ``--leakscope`` screens tests (``--leakscope-runs/-warmup`` force the check)."""
+        return self.runs is None and self.warmup is None
 
 
 def _int_setting(config: pytest.Config, name: str, minimum: int) -> int | None:
@@ -149,6 +160,7 @@ def _read_settings(config: pytest.Config) -> _Settings:
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
+_BASELINE = pytest.StashKey[Any]()  # the session's screen Baseline, made on first use
 _PLUGIN_NAME = "leakscope-verdicts"
 
 
@@ -279,20 +291,27 @@ def leakscope(request: pytest.FixtureRequest) -> LeakscopeFixture:
 # -- checking a test ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Plan:
-    """How to check one test: ``mode`` is ``marker`` or ``suite``."""
+    """How to check one test: ``mode`` is ``marker`` or ``suite``; ``screen`` for the screen."""
 
-    mode: str
-    warmup: int | None
-    runs: int | None
-    ignore_types: frozenset[str]
+    __slots__ = ("ignore_types", "mode", "rerun", "runs", "screen", "warmup")
 
-
-def _type_names(types_: object) -> frozenset[str]:
-    from leakscope.engine.calls import type_names as names
-
-    return names(types_)
+    def __init__(
+        self,
+        mode: Mode,
+        warmup: int | None,
+        runs: int | None,
+        ignore_types: frozenset[str],
+        *,
+        screen: bool = False,
+        rerun: str | None = None,
+    ) -> None:
+        self.mode = mode
+        self.warmup = warmup
+        self.runs = runs
+        self.ignore_types = ignore_types
+        self.screen = screen
+        self.rerun = rerun  # why the test may not be run again (None: it may)
 
 
 def _marker_plan(item: pytest.Item, settings: _Settings) -> _Plan | None:
@@ -318,7 +337,9 @@ def _marker_plan(item: pytest.Item, settings: _Settings) -> _Plan | None:
             raise ValueError(
                 f"@pytest.mark.no_leaks({name}=...) must be an integer >= {minimum}, not {value!r}"
             )
-    return _Plan("marker", warmup, runs, _type_names(marker.kwargs.get("ignore_types", ())))
+    from leakscope.engine.calls import type_names
+
+    return _Plan("marker", warmup, runs, type_names(marker.kwargs.get("ignore_types", ())))
 
 
 def _suite_plan(item: pytest.Item, settings: _Settings) -> _Plan | str | None:
@@ -334,7 +355,10 @@ def _suite_plan(item: pytest.Item, settings: _Settings) -> _Plan | str | None:
     for name, reason in _SELF_CHECKING_FIXTURES.items():
         if name in item.fixturenames:
             return reason
-    return _Plan("suite", settings.warmup, settings.runs, frozenset())
+    rerun = next((r for n, r in _REPORTING_FIXTURES.items() if n in item.fixturenames), None)
+    return _Plan(
+        "suite", settings.warmup, settings.runs, frozenset(), screen=settings.screen, rerun=rerun
+    )
 
 
 def _failed_inside(item: pytest.Item) -> bool:
@@ -346,43 +370,137 @@ def _failed_inside(item: pytest.Item) -> bool:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     __tracebackhide__ = True
     settings = item.config.stash.get(_SETTINGS, None)
-    plan: _Plan | str | None = None
-    if settings is not None:
-        plan = _marker_plan(item, settings) or _suite_plan(item, settings)
-    rewind = _Rewind(item) if isinstance(plan, _Plan) else None
-    result = yield  # the ordinary run: its failure or skip is reported as usual, no verdict
-    if isinstance(plan, str):
-        _record(item, _entry(item, "suite", "not checked", reason=plan))
-    elif plan is not None and rewind is not None and not _failed_inside(item):
-        _check(item, plan, rewind)
+    if settings is None or not (settings.suite or item.get_closest_marker("no_leaks")):
+        return (yield)  # the plugin is off for this test: nothing else runs
+    plan = _marker_plan(item, settings) or _suite_plan(item, settings)
+    if not isinstance(plan, _Plan):
+        result = yield
+        if isinstance(plan, str):
+            _record(item, _entry(item, "suite", "not checked", reason=plan))
+        return result
+    return (yield from _checked_call(item, plan))
+
+
+def _checked_call(item: pytest.Item, plan: _Plan) -> Generator[None, object, object]:
+    """The real run, observed by the screen when it screens, then the check."""
+    __tracebackhide__ = True
+    rewind = _Rewind(item)
+    observation: Observation | None = None
+    if plan.screen:
+        from leakscope.engine.screen import Baseline, Observation
+
+        observation = Observation.begin(item.config.stash.setdefault(_BASELINE, Baseline()))
+    started = time.perf_counter()
+    try:
+        result = yield  # the ordinary run: its failure or skip is reported as usual, no verdict
+    except BaseException:
+        if observation is not None:
+            observation.close()
+        raise
+    seconds = time.perf_counter() - started
+    try:
+        if observation is not None:
+            observation.end(seconds)
+        if not _failed_inside(item):
+            _check(item, plan, _Attempt(rewind, observation, started, seconds))
+    finally:
+        if observation is not None:
+            observation.close()
     return result
 
 
-def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
-    __tracebackhide__ = True
-    from leakscope.engine.check import check
+class _Attempt:
+    """One test's check in the making: how to rewind it, its screen, its timing."""
 
-    call = _repeatable(item, rewind)
+    __slots__ = ("observation", "rewind", "run_seconds", "started")
+
+    def __init__(
+        self, rewind: _Rewind, observation: Observation | None, started: float, seconds: float
+    ) -> None:
+        self.rewind = rewind
+        self.observation = observation
+        self.started = started
+        self.run_seconds = seconds
+
+    def cost(self) -> float:
+        """The seconds leakscope added to the test so far (its real run left out)."""
+        return max(0.0, time.perf_counter() - self.started - self.run_seconds)
+
+
+def _check(item: pytest.Item, plan: _Plan, attempt: _Attempt) -> None:
+    __tracebackhide__ = True
+    call = _repeatable(item, attempt.rewind)
     try:
-        report = None
-        failure, screened = None, None
-        if plan.mode == "suite":
-            failure, screened = _screen_failure(call)
-            if screened is not None and not screened["suspect"]:
-                _record(item, _entry(item, plan.mode, "clean", screen=screened))
+        report: LeakReport | None = None
+        failure, screening = None, None
+        if attempt.observation is not None:
+            failure, screening = _screen(attempt.observation, call, plan)
+            attempt.observation.close()  # unfreeze before the full check, which freezes itself
+            if screening is not None and not screening.suspect:
+                _record(item, _entry(item, plan.mode, "clean", screen=screening, attempt=attempt))
                 return
+        if failure is None and screening is not None and plan.rerun is not None:
+            _record(
+                item,
+                _entry(
+                    item,
+                    plan.mode,
+                    "not checked",
+                    reason=plan.rerun,
+                    screen=screening,
+                    attempt=attempt,
+                ),
+            )
+            return
         if failure is None:
-            report = check(call, warmup=plan.warmup, runs=plan.runs, ignore_types=plan.ignore_types)
+            report = _full_check(call, plan)
     except (pytest.fail.Exception, pytest.skip.Exception) as exc:
-        # pytest.fail()/skip() are BaseExceptions: check() lets them through.
+        # pytest.fail()/skip() are BaseExceptions: check() and the screen let them through.
         report = None
         failure = f"{type(exc).__name__}: {str(exc)[:300]} (raised when run again)"
     finally:
         del call
+    _conclude(item, plan, attempt, report=report, failure=failure, screening=screening)
+
+
+def _screen(
+    observation: Observation, call: Callable[[], None], plan: _Plan
+) -> tuple[str | None, Screening | None]:
+    """Screen the test: (why a re-run failed or None, the screen's verdict or None)."""
+    from leakscope.engine.calls import Stopped, error_text
+
+    if plan.rerun is not None and not observation.first_clean:
+        return None, observation.screening("suspect", "its real run grew")
+    try:
+        return None, observation.screen(call)
+    except Stopped as stopped:
+        try:
+            return error_text(stopped.exc, stopped.phase), None
+        finally:
+            del stopped
+
+
+def _full_check(call: Callable[[], None], plan: _Plan) -> LeakReport:
+    from leakscope.engine.check import check
+
+    return check(call, warmup=plan.warmup, runs=plan.runs, ignore_types=plan.ignore_types)
+
+
+def _conclude(
+    item: pytest.Item,
+    plan: _Plan,
+    attempt: _Attempt,
+    *,
+    report: LeakReport | None,
+    failure: str | None,
+    screening: Screening | None,
+) -> None:
+    """Record the verdict; fail the test on a leak (or on an unrepeatable marked test)."""
+    __tracebackhide__ = True
     if report is not None and report.error is not None:
         failure = report.error
     if failure is not None or report is None:
-        _record(item, _entry(item, plan.mode, "error", reason=failure))
+        _record(item, _entry(item, plan.mode, "error", reason=failure, attempt=attempt))
         if plan.mode == "marker":
             pytest.fail(
                 f"leakscope: no leak verdict: the test does not pass when run again: {failure}\n"
@@ -392,155 +510,18 @@ def _check(item: pytest.Item, plan: _Plan, rewind: _Rewind) -> None:
             )
         return
     leaked = report.leaked
-    verdict = "leaked" if leaked else "clean"
-    _record(item, _entry(item, plan.mode, verdict, report=report, screen=screened))
+    verdict: Verdict = "leaked" if leaked else "clean"
+    _record(
+        item, _entry(item, plan.mode, verdict, report=report, screen=screening, attempt=attempt)
+    )
     if leaked:
         raise LeakError(report.format(), report)
 
 
-def _screen_failure(call: Callable[[], object]) -> tuple[str | None, dict[str, Any] | None]:
-    """Screen the test: (why a repeated call failed or None, the screen's readings or None)."""
-    from leakscope.engine.calls import error_text
-
-    try:
-        return None, _screen(call)
-    except Exception as exc:
-        try:
-            return error_text(exc, "a repeated call (leakscope's screen)"), None
-        finally:
-            del exc
-
-
-# The suite-wide screen: a few cheap runs of the test body; only suspects get the full check.
-_SCREEN_WARMUP = 1  # calls after the ordinary run, before the screen measures
-# Measured runs, as (calls, blocks floor): a suspect grows in every one.  A run's
-# allocated blocks count as growth from the floor on: the screen's own three
-# readings (ints) and pytest's jitter (up to ~7 blocks a run) stay under it in a
-# longer run, while a leak of one block per call (a small untracked object kept
-# in an old container) reaches it in every run.  Most clean tests stop after the
-# first, short run; one that fills something bounded (pathlib/os.environ caches)
-# stops when it is full, which is far cheaper than a full check.
-_SCREEN_RUNS = ((4, 6), *((16, 12),) * 8)
-_SCREEN_BYTES_PER_CALL = 1024  # malloc'd bytes per call a run must grow by
-
-
-class _MallocStats:
-    """Bytes in use by the C allocator (glibc ``mallinfo2``), read in microseconds.
-
-    What pymalloc's block count misses: big untracked objects (``bytes``,
-    ``bytearray`` buffers, arrays) come straight from ``malloc``.  Elsewhere
-    (no glibc 2.33+) it falls back to the resident set size, coarser.
-    """
-
-    def __init__(self) -> None:
-        self._read: Callable[[], int | None] = self._rss
-        self.per_call = 1 << 14  # resident bytes (pages come and go: coarser)
-        try:
-            import ctypes
-
-            fields = (
-                *("arena", "ordblks", "smblks", "hblks", "hblkhd"),
-                *("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"),
-            )
-
-            class _Info(ctypes.Structure):
-                _fields_ = [(name, ctypes.c_size_t) for name in fields]
-
-            mallinfo2 = ctypes.CDLL(None).mallinfo2
-            mallinfo2.restype = _Info
-            mallinfo2.argtypes = []
-        except (ImportError, OSError, AttributeError, TypeError):
-            return
-
-        def read() -> int:
-            info = mallinfo2()
-            return int(info.uordblks) + int(info.hblkhd)
-
-        self._read = read
-        self.per_call = _SCREEN_BYTES_PER_CALL
-
-    @staticmethod
-    def _rss() -> int | None:
-        from leakscope._heap import rss_bytes
-
-        return rss_bytes()
-
-    def __call__(self) -> int | None:
-        return self._read()
-
-
-_MALLOC: _MallocStats | None = None
-
-
-def _malloc_stats() -> _MallocStats:
-    global _MALLOC
-    if _MALLOC is None:
-        _MALLOC = _MallocStats()
-    return _MALLOC
-
-
-def _screen(call: Callable[[], object]) -> dict[str, Any] | None:
-    """Screen a test body cheaply; its readings, with ``suspect`` True when it needs the check.
-
-    The body runs ``_SCREEN_WARMUP`` times, then everything alive is frozen
-    (:func:`gc.freeze`), so that each collection after a measured run only
-    looks at the objects made since.  The test is clean as soon as a measured
-    run grows none of: the surviving gc-tracked objects, the allocated pymalloc
-    blocks (above a floor), the bytes in use by ``malloc`` (above a floor).  A
-    leak grows in every run (what it keeps is never freed), so it always
-    reaches the full :func:`leakscope.check`, which decides and explains.
-    None when the screen cannot run (the host froze objects itself).
-    """
-    from leakscope._interpreter import frozen, host_froze_objects, preserved
-
-    with preserved():
-        if host_froze_objects():
-            return None  # the host froze objects itself: do not unfreeze them
-        for _ in range(_SCREEN_WARMUP):
-            call()
-        # No full collection first (the costly part in a big process): garbage left
-        # now is frozen with the rest and collected as usual after unfreeze().
-        # The readings go into lists made beforehand: the screen's own allocations
-        # between two readings would look like the test's growth.
-        malloc = _malloc_stats()
-        size = len(_SCREEN_RUNS) + 1
-        objects, blocks = [0] * size, [0] * size
-        memory: list[int | None] = [0] * size
-        suspect = True
-        k = 0
-        with frozen():
-            gc.collect()
-            objects[0], blocks[0] = len(gc.get_objects()), sys.getallocatedblocks()
-            memory[0] = malloc()
-            for k, (n, floor) in enumerate(_SCREEN_RUNS, 1):
-                for _ in range(n):
-                    call()
-                gc.collect()
-                objects[k], blocks[k] = len(gc.get_objects()), sys.getallocatedblocks()
-                memory[k] = malloc()
-                before, after = memory[k - 1], memory[k]
-                if (
-                    objects[k] <= objects[k - 1]
-                    and blocks[k] - blocks[k - 1] < floor
-                    and (before is None or after is None or after - before < malloc.per_call * n)
-                ):
-                    suspect = False
-                    break
-    grown: list[int | None] = []
-    for i in range(1, k + 1):
-        before, after = memory[i - 1], memory[i]
-        grown.append(None if before is None or after is None else after - before)
-    return {
-        "suspect": suspect,
-        "calls": _SCREEN_WARMUP + sum(n for n, _ in _SCREEN_RUNS[:k]),
-        "objects": [objects[i] - objects[i - 1] for i in range(1, k + 1)],
-        "blocks": [blocks[i] - blocks[i - 1] for i in range(1, k + 1)],
-        "bytes": grown,
-    }
-
-
 def _repeatable(item: pytest.Item, rewind: _Rewind) -> Callable[[], None]:
     """A callable running the test body again, with pytest's per-test buffers emptied first."""
+    import unittest
+
     instance = getattr(item, "instance", None)
     # unittest: debug() runs setUp, the test, tearDown and cleanups, raising errors.
     # Others: runtest() goes through pytest_pyfunc_call, where async plugins run it.
@@ -589,6 +570,13 @@ class _Rewind:
         )
 
     def __call__(self) -> None:
+        self._drain_output()
+        self._drain_warnings()
+        self._undo_monkeypatch()
+
+    def _drain_output(self) -> None:
+        import logging
+
         capman = self.capman
         if capman is not None and capman.is_globally_capturing():
             capman.read_global_capture()
@@ -598,6 +586,10 @@ class _Rewind:
             for handler in logging.getLogger().handlers:
                 if isinstance(handler, self.log_handler_type):
                     _empty_log_handler(handler)
+
+    def _drain_warnings(self) -> None:
+        import warnings
+
         # warnings.catch_warnings(record=True) records through list.append: empty that list.
         owner = getattr(getattr(warnings, "_showwarnmsg_impl", None), "__self__", None)
         if type(owner) is list:
@@ -608,19 +600,24 @@ class _Rewind:
         mutated = getattr(warnings, "_filters_mutated", None)
         if callable(mutated):
             mutated()
-        if self.marks is not None:
-            mp = self.monkeypatch
-            n_attr, n_item = self.marks
-            if len(mp._setattr) > n_attr or len(mp._setitem) > n_item:
-                body = pytest.MonkeyPatch()
-                body._setattr = mp._setattr[n_attr:]
-                body._setitem = mp._setitem[n_item:]
-                del mp._setattr[n_attr:], mp._setitem[n_item:]
-                body.undo()
+
+    def _undo_monkeypatch(self) -> None:
+        if self.marks is None:
+            return
+        mp = self.monkeypatch
+        n_attr, n_item = self.marks
+        if len(mp._setattr) > n_attr or len(mp._setitem) > n_item:
+            body = pytest.MonkeyPatch()
+            body._setattr = mp._setattr[n_attr:]
+            body._setitem = mp._setitem[n_item:]
+            del mp._setattr[n_attr:], mp._setitem[n_item:]
+            body.undo()
 
 
 def _empty_log_handler(handler: Any) -> None:
     """Empty a pytest log-capturing handler in place (``caplog.records`` stays the same list)."""
+    import io
+
     records = handler.records
     if type(records) is list and records:
         records.clear()
@@ -635,27 +632,33 @@ def _empty_log_handler(handler: Any) -> None:
 
 def _entry(
     item: pytest.Item,
-    mode: str,
-    verdict: str,
+    mode: Mode,
+    verdict: Verdict,
     *,
     report: LeakReport | None = None,
     reason: str | None = None,
-    screen: dict[str, Any] | None = None,
+    screen: Screening | None = None,
+    attempt: _Attempt | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"nodeid": item.nodeid, "mode": mode, "verdict": verdict}
     if reason is not None:
         entry["reason"] = reason
     if screen is not None:
-        entry["screen"] = screen
+        entry["screen"] = screen.to_dict()
     if report is not None:
         entry["summary"] = _one_line(report) if verdict == "leaked" else ""
         if verdict == "leaked":
             entry["explanation"] = report.format()
         entry["report"] = report.to_dict()
+    if attempt is not None:
+        entry["seconds"] = round(attempt.run_seconds, 6)  # the real run
+        entry["cost"] = round(attempt.cost(), 6)  # what leakscope added to it
     return entry
 
 
 def _record(item: pytest.Item, entry: dict[str, Any]) -> None:
+    import json
+
     # user_properties travel with the test reports, to the xdist controller too.
     item.user_properties.append((_PROPERTY, json.dumps(entry, sort_keys=True)))
 
@@ -676,6 +679,48 @@ def _one_line(report: LeakReport) -> str:
     return text
 
 
+def _summary(verdicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of the verdict table and of the JSON report's ``summary``."""
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
+    screens = [v["screen"] for v in verdicts if isinstance(v.get("screen"), dict)]
+    return {
+        "checked": counts.get("leaked", 0) + counts.get("clean", 0),
+        "leaked": counts.get("leaked", 0),
+        "clean": counts.get("clean", 0),
+        "errors": counts.get("error", 0),
+        "not_checked": counts.get("not checked", 0),
+        "screened": len(screens),
+        "rerun": sum(1 for s in screens if s.get("calls")),
+        "rerun_calls": sum(int(s.get("calls") or 0) for s in screens),
+        "suspects": sum(1 for s in screens if s.get("suspect")),
+        "fully_checked": sum(1 for v in verdicts if isinstance(v.get("report"), dict)),
+        "seconds_added": round(sum(float(v.get("cost") or 0.0) for v in verdicts), 3),
+    }
+
+
+_TABLE = (
+    ("screened", "screened"),
+    ("re-run", "rerun"),
+    ("suspects", "suspects"),
+    ("fully checked", "fully_checked"),
+    ("flagged", "leaked"),
+    ("not checked", "not_checked"),
+)
+
+
+def _table(summary: dict[str, Any]) -> list[str]:
+    """The verdict table printed at the end of a ``--leakscope`` session."""
+    heads = [head for head, _ in _TABLE] + ["time added"]
+    cells = [str(summary[key]) for _, key in _TABLE] + [f"{summary['seconds_added']:.2f} s"]
+    widths = [max(len(h), len(c)) for h, c in zip(heads, cells, strict=True)]
+    return [
+        "  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)),
+        "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)),
+    ]
+
+
 class _Verdicts:
     """The per-run plugin object: gathers verdicts from test reports, prints and writes them.
 
@@ -694,6 +739,8 @@ class _Verdicts:
         for key, value in report.user_properties:
             if key != _PROPERTY or not isinstance(value, str):
                 continue
+            import json
+
             try:
                 entry = json.loads(value)
             except ValueError:
@@ -702,30 +749,41 @@ class _Verdicts:
                 self.verdicts.append(entry)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self._leaks(terminalreporter)
+        self._errors(terminalreporter)
+        if self.settings.suite and not _is_worker(self.config):
+            terminalreporter.write_sep("-", "leakscope")
+            for line in _table(_summary(self.verdicts)):
+                terminalreporter.write_line(line)
+        if self.settings.report_path is not None and not _is_worker(self.config):
+            terminalreporter.write_line(
+                f"leakscope: verdicts written to {self.settings.report_path}"
+            )
+
+    def _leaks(self, terminalreporter: Any) -> None:
         leaked = [v for v in self.verdicts if v.get("verdict") == "leaked"]
-        errors = [
-            v for v in self.verdicts if v.get("verdict") == "error" and v.get("mode") == "suite"
-        ]
-        verbose = self.config.get_verbosity() > 0
         if leaked:
             s = "s" if len(leaked) != 1 else ""
             terminalreporter.write_sep("=", f"leakscope: {len(leaked)} leaking test{s}", red=True)
             for v in leaked:
                 terminalreporter.write_line(f"LEAK {v['nodeid']} - {v.get('summary', '')}")
-        if errors:
-            s = "s" if len(errors) != 1 else ""
-            terminalreporter.write_line(
-                f"leakscope: {len(errors)} test{s} not checked: they do not pass when run again"
-                + ("" if verbose else " (-v lists them)")
-            )
-            if verbose:
-                for v in errors:
-                    reason = str(v.get("reason", "")).splitlines()
-                    terminalreporter.write_line(f"  {v['nodeid']}: {reason[0] if reason else ''}")
-        if self.settings.report_path is not None and not _is_worker(self.config):
-            terminalreporter.write_line(
-                f"leakscope: verdicts written to {self.settings.report_path}"
-            )
+
+    def _errors(self, terminalreporter: Any) -> None:
+        errors = [
+            v for v in self.verdicts if v.get("verdict") == "error" and v.get("mode") == "suite"
+        ]
+        if not errors:
+            return
+        verbose = self.config.get_verbosity() > 0
+        s = "s" if len(errors) != 1 else ""
+        terminalreporter.write_line(
+            f"leakscope: {len(errors)} test{s} not checked: they do not pass when run again"
+            + ("" if verbose else " (-v lists them)")
+        )
+        if verbose:
+            for v in errors:
+                reason = str(v.get("reason", "")).splitlines()
+                terminalreporter.write_line(f"  {v['nodeid']}: {reason[0] if reason else ''}")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
@@ -739,22 +797,15 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _write_report(path: Path, verdicts: Sequence[dict[str, Any]]) -> None:
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
+    import json
+
+    from leakscope._files import atomic_write
+
     document = {
         "format": REPORT_FORMAT,
         "version": 1,
-        "summary": {
-            "checked": counts.get("leaked", 0) + counts.get("clean", 0),
-            "leaked": counts.get("leaked", 0),
-            "clean": counts.get("clean", 0),
-            "errors": counts.get("error", 0),
-            "not_checked": counts.get("not checked", 0),
-        },
+        "summary": _summary(verdicts),
         "tests": list(verdicts),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -172,7 +172,7 @@ def _after_header(result: pytest.RunResult) -> list[str]:
     lines = result.outlines[next(i for i, x in enumerate(result.outlines) if "collected" in x) :]
     out = []
     for raw in lines[1:]:
-        text = re.sub(r"\s*\[\s*\d+%\]$", "", raw).strip("= ")
+        text = re.sub(r"\s*\[\s*\d+%\]$", "", raw).strip("=- ")
         text = re.sub(r" in [\d.]+s( \(.*\))?$", "", text)
         if text:
             out.append(text)
@@ -195,13 +195,27 @@ def _check_suite_result(result: pytest.RunResult, document: dict[str, Any]) -> N
     everything = set().union(*verdicts.values())
     assert "test_suite.py::test_fails" not in everything
     assert "test_suite.py::test_skips" not in everything
-    assert document["summary"] == {
+    summary = document["summary"]
+    assert {k: summary[k] for k in ("checked", "leaked", "clean", "errors", "not_checked")} == {
         "checked": len(LEAKING) + len(CLEAN),
         "leaked": len(LEAKING),
         "clean": len(CLEAN),
         "errors": 1,
         "not_checked": 1,
     }
+    # The screen read every checked test; its suspects got the full check, and only they.
+    assert summary["screened"] == len(LEAKING) + len(CLEAN)
+    assert summary["fully_checked"] == summary["suspects"] >= len(LEAKING)
+    entries = [e for e in document["tests"] if "screen" in e]
+    assert all(e["cost"] >= 0 and e["seconds"] >= 0 for e in entries)
+    assert all(("report" in e) == e["screen"]["suspect"] for e in entries)
+    # The table at the end counts the same.
+    head = next(i for i, line in enumerate(result.outlines) if line.startswith("screened"))
+    cells = result.outlines[head + 1].split()
+    assert cells[:6] == [
+        str(summary[k])
+        for k in ("screened", "rerun", "suspects", "fully_checked", "leaked", "not_checked")
+    ]
 
 
 def test_suite_wide_mode_fails_exactly_the_leaking_tests(pytester: pytest.Pytester) -> None:
@@ -256,7 +270,22 @@ def test_plugin_is_quiet_on_clean_tests_and_off_by_default(pytester: pytest.Pyte
     # Suite-wide, a run of clean tests prints nothing extra either.
     result = _run(pytester, "--leakscope", "-k", "clean")
     result.assert_outcomes(passed=2, deselected=1)
-    assert _after_header(result) == ["test_quiet.py ..", "2 passed, 1 deselected"]
+    lines = _after_header(result)
+    assert lines[:2] == ["test_quiet.py ..", "leakscope"]  # then the verdict table
+    assert lines[2].split() == [
+        "screened",
+        "re-run",
+        "suspects",
+        "fully",
+        "checked",
+        "flagged",
+        "not",
+        "checked",
+        "time",
+        "added",
+    ]
+    assert lines[3].split()[4] == "0"  # flagged
+    assert lines[4:] == ["2 passed, 1 deselected"]
 
 
 def test_marker_arguments_and_errors(pytester: pytest.Pytester) -> None:
@@ -421,12 +450,12 @@ def test_ini_options_and_command_line_precedence(pytester: pytest.Pytester) -> N
         ("test_ini.py::test_leak", "leaked"),
         ("test_ini.py::test_clean", "clean"),
     }
-    # The settings are the full check's; the clean test passed the cheap screen without it.
+    # Setting runs or warmup forces the full check on every test, with those settings.
     by_id = {e["nodeid"]: e for e in entries}
     leak = by_id["test_ini.py::test_leak"]["report"]
     assert len(leak["runs"]) == 6 and leak["warmup"] == 4
-    assert "report" not in by_id["test_ini.py::test_clean"]
-    assert by_id["test_ini.py::test_clean"]["screen"]["calls"] >= 2
+    clean = by_id["test_ini.py::test_clean"]
+    assert "screen" not in clean and len(clean["report"]["runs"]) == 6
 
     result = _run(pytester, "--leakscope-runs=7", "--leakscope-report=cli.json")
     result.assert_outcomes(passed=1, failed=1)
