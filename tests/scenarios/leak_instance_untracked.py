@@ -23,4 +23,4 @@ STORE = Store()
 
 
 def run():
-    STORE.data["k%d" % next(_ids)] = b"x" * 200
+    STORE.data[f"k{next(_ids)}"] = b"x" * 200
