@@ -59,6 +59,7 @@ _MAX_GROWING = (
     3  # growing untracked containers named at most  # container items whose own referents are read
 )
 _TRACE_SLOWDOWN = 15.0
+_TRACED_CALLS = 512  # analysis calls wanted for bytes per call, when time allows
 
 
 # Types that usually come along with another leak rather than being the leak.
@@ -326,6 +327,10 @@ def _analysis_calls(
     lowest = min(positive) if positive else 1.0
     wanted = math.ceil(12 / lowest)
     m = max(4, min(wanted, max(4, calls_hint)))
+    if trace:
+        # Enough calls for a traced figure past the free lists (objects allocated before
+        # tracing started are reused at first) and a list's amortised resizes.
+        m = max(m, _TRACED_CALLS)
     cost = seconds_per_call * (_TRACE_SLOWDOWN if trace else 1.0)
     if cost > 0:
         m = min(m, max(2, int(_ANALYSIS_SECONDS / cost)))
