@@ -23,7 +23,6 @@ import gc
 import math
 import os
 import sys
-import sysconfig
 import time
 import tracemalloc
 import types
@@ -38,7 +37,7 @@ from leakscope._heap import MODULE_DICT, TYPE_DICT, TYPE_MRO, type_name
 from leakscope._refgraph import RetentionPath, find_paths
 from leakscope._roots import ContainerKey
 from leakscope.engine.bounds import Bound, CacheFill, declared_bound
-from leakscope.engine.calls import Stopped
+from leakscope.engine.calls import OWN_DIR, STDLIB_DIRS, Stopped, is_user_file, runner_dirs
 from leakscope.engine.hints import Facts, choose, hint_text, note_text
 from leakscope.engine.model import Culprit, Holder
 from leakscope.engine.sizes import SizeWatch
@@ -80,43 +79,10 @@ _COMPANIONS = frozenset(
     }
 )
 
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _stdlib_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {os.path.abspath(paths[k]) for k in ("stdlib", "platstdlib") if k in paths}
-    return tuple(sorted(dirs))
-
-
-_STDLIB = _stdlib_dirs()
-
-
-# Test runners whose frames sit between leakscope and the user's code (pytest runs
-# the test body through pluggy's hooks): never named as an allocation site.
-_RUNNER_PACKAGES = ("_pytest", "pytest", "pluggy")
-
-
-def _runner_dirs() -> tuple[str, ...]:
-    """The directories of the test-runner packages already imported (none are imported here)."""
-    dirs = []
-    for name in _RUNNER_PACKAGES:
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if isinstance(file, str) and os.path.basename(file) == "__init__.py":
-            dirs.append(os.path.dirname(os.path.abspath(file)) + os.sep)
-    return tuple(dirs)
-
-
-def _is_user_file(filename: str, runners: tuple[str, ...] = ()) -> bool:
-    if not filename or filename.startswith("<"):
-        return False
-    path = os.path.abspath(filename)
-    if path.startswith(_OWN_DIR + os.sep) or (runners and path.startswith(runners)):
-        return False
-    for d in _STDLIB:
-        if path.startswith(d + os.sep) and "site-packages" not in path[len(d) :]:
-            return False
-    return True
+_OWN_DIR = OWN_DIR
+_STDLIB = STDLIB_DIRS
+_runner_dirs = runner_dirs
+_is_user_file = is_user_file
 
 
 def _site(frames: Sequence[tracemalloc.Frame]) -> str | None:
