@@ -142,3 +142,23 @@ def test_bad_env_sample_falls_back_with_a_warning(bad: str) -> None:
         LEAKSCOPE_SAMPLE=bad,
     )
     assert out.strip() == "0.01"
+
+
+def test_error_names_the_users_frame_and_a_lambda_its_callee() -> None:
+    out = run_python(
+        """
+        import json
+        from leakscope.engine.check import check
+        def parse(text):
+            return json.loads(text)
+        def main():
+            report = check(lambda: parse("{broken"))
+            print(report.function)
+            print(report.error)
+        main()
+        """
+    )
+    name, error = out.splitlines()
+    assert name == "__main__.parse (called by __main__.main.<locals>.<lambda>)"
+    assert error.startswith("json.decoder.JSONDecodeError:") and " at <string>:5 during " in error
+    assert "json/decoder.py" not in error

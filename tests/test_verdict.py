@@ -529,3 +529,37 @@ def test_each_engine_from_dict_raises_data_error() -> None:
     del good["culprits"][0]["holders"][0]["key"]
     del good["culprits"][0]["holders"][0]["rate"]
     assert LeakReport.from_dict(good).culprits[0].holders[0].key is None
+
+
+def test_bytes_per_call_is_close_to_a_long_traced_run() -> None:
+    # Traced over enough analysis calls to get past the free lists (objects made before
+    # tracing started are reused first) and the containers' amortised resizes.
+    out = run_python_json(
+        """
+        import itertools, json, tracemalloc
+        from leakscope.engine.check import check
+        AUDIT = []
+        KEEP = {}
+        ids = itertools.count()
+        class Order:
+            def __init__(self, n):
+                self.n, self.lines, self.meta = n, [n, n + 1], {"id": str(n)}
+        def audit():
+            AUDIT.append({"event": "login"})
+        def orders():
+            n = next(ids)
+            KEEP[n] = Order(n)
+        found = []
+        for f in (audit, orders):
+            reported = check(f).per_call.bytes
+            tracemalloc.start()
+            start = tracemalloc.get_traced_memory()[0]
+            for _ in range(5000):
+                f()
+            found.append([reported, (tracemalloc.get_traced_memory()[0] - start) / 5000])
+            tracemalloc.stop()
+        print(json.dumps(found))
+        """
+    )
+    for reported, long_run in out:
+        assert abs(reported - long_run) <= 0.15 * long_run, out

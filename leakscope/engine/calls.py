@@ -6,8 +6,12 @@ Nothing here calls user code except :class:`Runner`, which calls the function it
 from __future__ import annotations
 
 import asyncio
+import dis
 import functools
 import inspect
+import os
+import sys
+import sysconfig
 import time
 import types
 from collections.abc import Callable
@@ -16,12 +20,16 @@ from typing import Any
 from leakscope._heap import object_type_name, type_name
 
 __all__ = [
+    "OWN_DIR",
+    "STDLIB_DIRS",
     "Runner",
     "Stopped",
     "as_sync",
     "call_name",
     "error_text",
     "is_async",
+    "is_user_file",
+    "runner_dirs",
     "running_loop",
     "type_names",
     "warm_up",
@@ -30,6 +38,51 @@ __all__ = [
 _WARMUP_MIN = 3
 _WARMUP_MAX = 32
 _WARMUP_SECONDS = 0.05
+
+
+OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+"""The engine's own directory: its frames are never the user's."""
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {os.path.abspath(paths[k]) for k in ("stdlib", "platstdlib") if k in paths}
+    return tuple(sorted(dirs))
+
+
+STDLIB_DIRS = _stdlib_dirs()
+"""The standard library's directories (site-packages inside them excepted)."""
+
+# Test runners whose frames sit between leakscope and the user's code (pytest runs
+# the test body through pluggy's hooks): never named as an allocation site.
+_RUNNER_PACKAGES = ("_pytest", "pytest", "pluggy")
+
+
+def runner_dirs() -> tuple[str, ...]:
+    """The directories of the test-runner packages already imported (none are imported here)."""
+    dirs = []
+    for name in _RUNNER_PACKAGES:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(file, str) and os.path.basename(file) == "__init__.py":
+            dirs.append(os.path.dirname(os.path.abspath(file)) + os.sep)
+    return tuple(dirs)
+
+
+def is_user_file(filename: str, runners: tuple[str, ...] = ()) -> bool:
+    """Whether ``filename`` is the user's code: not leakscope's, the stdlib's or a runner's.
+
+    >>> is_user_file("/srv/app/jobs.py"), is_user_file(os.__file__), is_user_file("<string>")
+    (True, False, False)
+    """
+    if not filename or filename.startswith("<"):
+        return False
+    path = os.path.abspath(filename)
+    if path.startswith(OWN_DIR + os.sep) or (runners and path.startswith(runners)):
+        return False
+    for d in STDLIB_DIRS:
+        if path.startswith(d + os.sep) and "site-packages" not in path[len(d) :]:
+            return False
+    return True
 
 
 class Stopped(Exception):
@@ -55,8 +108,39 @@ def call_name(func: Callable[..., Any]) -> str:
         module = target.__module__
         qualname = target.__qualname__
         if isinstance(module, str) and isinstance(qualname, str):
-            return qualname if module == "builtins" else f"{module}.{qualname}"
+            name = qualname if module == "builtins" else f"{module}.{qualname}"
+            callee = _lambda_callee(target) if qualname.endswith("<lambda>") else None
+            return f"{call_name(callee)} (called by {name})" if callee is not None else name
     return f"{object_type_name(target)} instance"
+
+
+def _lambda_callee(func: types.FunctionType) -> Any:
+    """The function a lambda calls (``lambda: handle(request)``), when it is a name it loads.
+
+    Only a lambda whose body calls one global or closure function is named after it;
+    read from the bytecode and the function's globals and cells, never by calling it.
+    """
+    try:
+        loads = [
+            ins
+            for ins in dis.get_instructions(func.__code__)
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_DEREF")
+        ]
+        if not loads:
+            return None
+        name = loads[0].argval
+        if loads[0].opname == "LOAD_GLOBAL":
+            value = dict.get(func.__globals__, name)
+        else:
+            names = func.__code__.co_freevars
+            cells = func.__closure__ or ()
+            value = cells[names.index(name)].cell_contents if name in names else None
+    except Exception:
+        return None
+    named = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)
+    if type(value) in named and not getattr(value, "__qualname__", "").endswith("<lambda>"):
+        return value
+    return None
 
 
 def is_async(func: Callable[..., Any]) -> bool:
@@ -97,6 +181,24 @@ def as_sync(func: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
+def _raising_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
+    """(file, line) of the innermost frame in the user's code, else the innermost frame.
+
+    An error raised in ``json/decoder.py`` or by leakscope itself (a missing argument)
+    is named where the user's code made the call.
+    """
+    innermost = user = None
+    runners = runner_dirs()
+    while tb is not None:
+        where = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        innermost = where
+        name = where[0]
+        if is_user_file(name, runners) or (name.startswith("<") and "frozen" not in name):
+            user = where  # "<string>", "<stdin>": code typed or passed with -c
+        tb = tb.tb_next
+    return user or innermost
+
+
 def error_text(exc: BaseException, phase: str) -> str:
     """``ValueError: message (raised at file.py:12 during warm-up call 1)``, never calling user code."""
     name = object_type_name(exc)
@@ -105,12 +207,9 @@ def error_text(exc: BaseException, phase: str) -> str:
     if isinstance(args, tuple) and len(args) == 1 and type(args[0]) is str:
         message = args[0][:300]
     where = ""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is not None:
-        code = tb.tb_frame.f_code
-        where = f" at {code.co_filename}:{tb.tb_lineno}"
+    frame = _raising_frame(exc.__traceback__)
+    if frame is not None:
+        where = f" at {frame[0]}:{frame[1]}"
     return f"{name}{': ' + message if message else ''} (raised{where} during {phase})"
 
 

@@ -23,7 +23,6 @@ import gc
 import math
 import os
 import sys
-import sysconfig
 import time
 import tracemalloc
 import types
@@ -33,13 +32,15 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import TYPE_CHECKING, Any, Literal
 
+from leakscope._format import format_rate
 from leakscope._heap import MODULE_DICT, TYPE_DICT, TYPE_MRO, type_name
 from leakscope._refgraph import RetentionPath, find_paths
 from leakscope._roots import ContainerKey
 from leakscope.engine.bounds import Bound, CacheFill, declared_bound
-from leakscope.engine.calls import Stopped
+from leakscope.engine.calls import OWN_DIR, STDLIB_DIRS, Stopped, is_user_file, runner_dirs
 from leakscope.engine.hints import Facts, choose, hint_text, note_text
 from leakscope.engine.model import Culprit, Holder
+from leakscope.engine.sizes import SizeWatch
 
 if TYPE_CHECKING:
     from leakscope._interpreter import InterpreterState
@@ -52,8 +53,12 @@ _SAMPLES_PER_TYPE = 40
 _PATH_SAMPLES_PER_TYPE = 3
 _PATH_SEARCHES = 4  # extra searches, one per type still without a path
 _ANALYSIS_SECONDS = 1.0
-_REACH_ITEMS = 2000  # container items whose own referents are read
+_REACH_ITEMS = 2000
+_MAX_GROWING = (
+    3  # growing untracked containers named at most  # container items whose own referents are read
+)
 _TRACE_SLOWDOWN = 15.0
+_TRACED_CALLS = 512  # analysis calls wanted for bytes per call, when time allows
 
 
 # Types that usually come along with another leak rather than being the leak.
@@ -74,43 +79,10 @@ _COMPANIONS = frozenset(
     }
 )
 
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _stdlib_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {os.path.abspath(paths[k]) for k in ("stdlib", "platstdlib") if k in paths}
-    return tuple(sorted(dirs))
-
-
-_STDLIB = _stdlib_dirs()
-
-
-# Test runners whose frames sit between leakscope and the user's code (pytest runs
-# the test body through pluggy's hooks): never named as an allocation site.
-_RUNNER_PACKAGES = ("_pytest", "pytest", "pluggy")
-
-
-def _runner_dirs() -> tuple[str, ...]:
-    """The directories of the test-runner packages already imported (none are imported here)."""
-    dirs = []
-    for name in _RUNNER_PACKAGES:
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if isinstance(file, str) and os.path.basename(file) == "__init__.py":
-            dirs.append(os.path.dirname(os.path.abspath(file)) + os.sep)
-    return tuple(dirs)
-
-
-def _is_user_file(filename: str, runners: tuple[str, ...] = ()) -> bool:
-    if not filename or filename.startswith("<"):
-        return False
-    path = os.path.abspath(filename)
-    if path.startswith(_OWN_DIR + os.sep) or (runners and path.startswith(runners)):
-        return False
-    for d in _STDLIB:
-        if path.startswith(d + os.sep) and "site-packages" not in path[len(d) :]:
-            return False
-    return True
+_OWN_DIR = OWN_DIR
+_STDLIB = STDLIB_DIRS
+_runner_dirs = runner_dirs
+_is_user_file = is_user_file
 
 
 def _site(frames: Sequence[tracemalloc.Frame]) -> str | None:
@@ -238,6 +210,35 @@ class _Container:
         return Holder.container(self.key, self.type, self.rate)
 
 
+@dataclass(frozen=True, slots=True)
+class _Growing:
+    """An untracked container or buffer that grew in place: its path, type and rate."""
+
+    path: str
+    type: str
+    unit: Literal["entries", "bytes"]
+    rate: float
+
+    def culprit(self, sites: tuple[str, ...]) -> Culprit:
+        buffer = self.unit == "bytes"
+        facts = Facts("container", container_type=self.type)
+        return Culprit(
+            kind="container",
+            types=(self.type,),
+            per_call=self.rate,
+            unit=self.unit,
+            holders=(
+                Holder(
+                    f"{self.path} ({self.type}, +{format_rate(self.rate)} {self.unit}/call)",
+                    "path",
+                ),
+            ),
+            allocated_at=sites,
+            notes=() if buffer else (note_text("untracked_items"),),
+            hint=hint_text(choose(facts)),
+        )
+
+
 @dataclass
 class _Garbage:
     """Cyclic garbage freed after the analysis calls: its types, sites and finalizers."""
@@ -260,6 +261,7 @@ class _Evidence:
     trace: bool = False
     filling: list[str] = field(default_factory=list)  # bounded caches that grew
     mains: set[str] = field(default_factory=set)  # the main type of each object culprit
+    growing: list[_Growing] = field(default_factory=list)  # untracked containers, buffers
     bounded: list[str] = field(default_factory=list)  # those that account for a culprit
 
 
@@ -291,6 +293,10 @@ def _analysis_calls(
     lowest = min(positive) if positive else 1.0
     wanted = math.ceil(12 / lowest)
     m = max(4, min(wanted, max(4, calls_hint)))
+    if trace:
+        # Enough calls for a traced figure past the free lists (objects allocated before
+        # tracing started are reused at first) and a list's amortised resizes.
+        m = max(m, _TRACED_CALLS)
     cost = seconds_per_call * (_TRACE_SLOWDOWN if trace else 1.0)
     if cost > 0:
         m = min(m, max(2, int(_ANALYSIS_SECONDS / cost)))
@@ -355,7 +361,9 @@ class _Analysis:
     it is taken for a new survivor; :meth:`close` drops every reference it holds.
     """
 
-    def __init__(self, wanted: Iterable[str], trace: bool, state: InterpreterState) -> None:
+    def __init__(
+        self, wanted: Iterable[str], trace: bool, state: InterpreterState, sizes: bool = False
+    ) -> None:
         self.trace = trace
         self.pool: list[object] = []
         self.by_type: dict[str, list[int]] = {name: [] for name in wanted}
@@ -377,6 +385,8 @@ class _Analysis:
                 self.names[tp] = name
         self.before = set(map(id, _of_types(objects, self.names)))
         self.caches = CacheFill.of(objects)
+        # Untracked containers and buffers, watched only when blocks grow unexplained.
+        self.sizes = SizeWatch.of(objects) if sizes else SizeWatch()
         del objects
 
     def run(
@@ -494,7 +504,19 @@ class _Analysis:
         self.garbage.clear()
         return out
 
+    def growing(self) -> list[_Growing]:
+        """Untracked containers and buffers that grew during the calls, named by a path."""
+        if not self.done:
+            return []
+        out = []
+        for grown in self.sizes.grown(self.done)[:_MAX_GROWING]:
+            out.append(
+                _Growing(_root_name(grown.obj), grown.type, grown.unit, grown.growth / self.done)
+            )
+        return out
+
     def close(self) -> None:
+        self.sizes.close()
         self.caches.close()
         self.pool.clear()
         self.garbage.clear()
@@ -536,7 +558,10 @@ def explain(
         assessment.gc_garbage,
     ]
     m = _analysis_calls(rates, calls_hint, seconds_per_call, trace)
-    analysis = _Analysis(sorted(assessment.leaking_types), trace, state)
+    unexplained = bool(assessment.blocks) and not (
+        assessment.leaking_types or assessment.leaking_containers
+    )
+    analysis = _Analysis(sorted(assessment.leaking_types), trace, state, sizes=unexplained)
     try:
         notes = analysis.run(run, m, cycles=bool(assessment.garbage))
         findings = analysis.findings(assessment.leaking_types)
@@ -544,6 +569,7 @@ def explain(
         garbage = analysis.garbage_found()
         filling = analysis.cache_names()
         analysis.stop_tracing()
+        growing = analysis.growing()
         if analysis.pool:
             _collect_paths(find_paths, analysis.pool, analysis.by_type, findings, notes)
         bytes_per_call = analysis.bytes_per_call
@@ -560,6 +586,7 @@ def explain(
         garbage,
         trace,
         filling,
+        growing=growing,
     )
     culprits = tuple(_build_culprits(evidence))
     return Explained(culprits, bytes_per_call, notes, tuple(evidence.bounded))
@@ -735,6 +762,9 @@ def _build_culprits(evidence: _Evidence) -> list[Culprit]:
             for name in evidence.filling:  # untracked entries (strings) filling a cache
                 _note_bounded(evidence, name)
         if not evidence.bounded:
+            sites = tuple(s for s, _ in evidence.untracked_sites[:3])
+            ranked.extend(((0, -g.rate, g.path), g.culprit(sites)) for g in evidence.growing)
+        if not ranked and not evidence.bounded:
             ranked.extend(_memory_culprits(evidence))
     ranked.sort(key=lambda item: item[0])
     return [c for _, c in ranked]

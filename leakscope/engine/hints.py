@@ -161,6 +161,7 @@ NOTES: Mapping[NoteId, str] = {
 _EXCEPTION_TYPES = frozenset({"traceback", "frame"})
 _CALLBACK_TYPES = frozenset({"function", "cell", "method"})
 _LOGGER_TYPE = "logging.Logger"
+_BUFFER_TYPES = frozenset({"bytearray", "_io.StringIO", "_io.BytesIO"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,8 @@ _BY_CULPRIT: Mapping[str, HintId] = {
 
 def _container_hint(facts: Facts) -> HintId | None:
     """The hint a holding container's own kind decides, if any."""
+    if facts.container_type in _BUFFER_TYPES:
+        return "buffer"
     key = facts.container
     if key is None:
         return None
@@ -217,8 +220,6 @@ def _container_hint(facts: Facts) -> HintId | None:
         return "loggers"
     if key.kind == "defaults":
         return "mutable_default"
-    if facts.container_type == "bytearray":
-        return "buffer"
     return None
 
 
