@@ -127,6 +127,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory", metavar="DIR")
     report.add_argument("--json", action="store_true", help="print the aggregate as JSON")
+
+    from leakscope.attach import command as attach_command
+
+    attach = sub.add_parser(
+        "attach",
+        help="diagnose a running CPython process without restarting it",
+        description="Attach to a running CPython 3.10+ process and report what grows in it.",
+        epilog=_EPILOG,
+    )
+    attach_command.add_arguments(attach)
+    attach.set_defaults(handler=attach_command.run)
     return parser
 
 
@@ -471,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "run" and (module is not None or program is not None):
         ns.module, ns.args = module, program or []
     try:
-        return _COMMANDS[ns.command](ns)
+        return int(ns.handler(ns)) if "handler" in ns else _COMMANDS[ns.command](ns)
     except (_UsageError, SnapshotError, LeakscopeError) as exc:
         print(f"leakscope {ns.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
