@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import math
 import os
 import socket
 import sys
@@ -48,7 +49,7 @@ from leakscope.snapshot import Snapshot, snapshot
 __all__ = ["gc_state", "serve"]
 
 _T = TypeVar("_T")
-_FRAMES = 16  # tracemalloc frames kept, to find the first one outside the stdlib
+_FRAMES = 4  # tracemalloc frames kept, to find the first one outside the stdlib
 _COST_SHARE = 0.1  # the agent spends at most about this share of the window measuring
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SITES = 3  # allocation lines per culprit
@@ -76,6 +77,7 @@ class _Agent:
         self.duration = float(config.get("duration", 30.0))
         self.interval = float(config.get("interval", 2.0))
         self.trace = bool(config.get("trace_allocations", False))
+        self.count = int(config.get("snapshots", 0))  # 0: as many as the duration allows
         self.pauses: list[float] = []
         self.stop_requested = False
         # Names and values shared by the kept snapshots: the agent's own memory stays
@@ -134,10 +136,10 @@ class _Agent:
         self.timed(lambda: snapshot(collect=False, memory=True))  # warm-up, not kept
         time.sleep(0)
         started = time.monotonic()
-        deadline = started + self.duration
+        deadline = started + self.duration if not self.count else math.inf
         snaps = [self.take(0, full=True)]
         due = started
-        while True:
+        while not self.count or len(snaps) < self.count - 1:
             cost = max(self.pauses[-1], 0.0)
             due = max(due + self.interval, time.monotonic() + cost / _COST_SHARE - cost)
             if due >= deadline or self.stop_requested:
@@ -146,7 +148,7 @@ class _Agent:
             if self.stop_requested:
                 break
             snaps.append(self.take(len(snaps), full=False))
-        self.wait(deadline - time.monotonic())
+        self.wait((deadline if not self.count else due + self.interval) - time.monotonic())
         snaps.append(self.take(len(snaps), full=True))
         return snaps
 
@@ -179,6 +181,8 @@ class _Agent:
             first_memory = snaps[0].memory
             del snaps
             self.explain(data["culprits"])
+            if started_tracing or was_tracing:
+                self.window_sites(data["culprits"])
             analysis = time.perf_counter() - analysis
         except _ToolGone:
             return
@@ -228,6 +232,35 @@ class _Agent:
                     c["allocated_at"] = self.timed(functools.partial(_sites, objects))
             objects.clear()
 
+    def window_sites(self, culprits: list[dict[str, Any]]) -> None:
+        """Where the memory still allocated was allocated, for culprits with no line yet.
+
+        Per-object tracebacks are missing for objects from free lists (lists, tuples)
+        and, on 3.11, for instances with managed dicts; the lines whose traced memory
+        is largest now stand in for them, as ``leakscope.check`` does for its runs.
+        """
+        if not any(self.trace and not c.get("allocated_at") for c in culprits):
+            return
+        sites = self.timed(_largest_sites)
+        for c in culprits:
+            if not c.get("allocated_at"):
+                c["allocated_at"] = sites
+
+
+def _largest_sites() -> list[str]:
+    if not tracemalloc.is_tracing():
+        return []
+    ignore = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, os.path.join(_OWN_DIR, "*"), all_frames=True),  # the agent's
+    ]
+    by_site: Counter[str] = Counter()
+    for stat in tracemalloc.take_snapshot().filter_traces(ignore).statistics("traceback"):
+        frame = _user_frame(reversed(stat.traceback))
+        if frame is not None:
+            by_site[f"{frame.filename}:{frame.lineno}"] += stat.size
+    return [f"{site} ({size:,} bytes traced now)" for site, size in by_site.most_common(_SITES)]
+
 
 def _mean_interval(snaps: list[Snapshot]) -> float:
     middle = snaps[:-1]
@@ -267,14 +300,12 @@ def _root_path(objects: list[object]) -> dict[str, str] | None:
 
 
 def _user_frame(frames: Iterator[tracemalloc.Frame]) -> tracemalloc.Frame | None:
+    """The most recent frame in the application's code: not the stdlib's, not leakscope's."""
     stdlib = sysconfig.get_paths()["stdlib"] + os.sep
-    first = None
     for frame in frames:
-        first = first or frame
-        name = frame.filename
-        if not name.startswith((stdlib, _OWN_DIR + os.sep, "<")):
+        if not frame.filename.startswith((stdlib, _OWN_DIR + os.sep, "<")):
             return frame
-    return first
+    return None
 
 
 def _sites(objects: list[object]) -> list[str]:
@@ -301,7 +332,8 @@ def _closing_on_error(sock: socket.socket) -> Iterator[None]:
 def serve(sock: socket.socket, config: Mapping[str, Any]) -> None:
     """Run the agent on the connected ``sock`` (called by the bootstrap, on its thread).
 
-    ``config``: ``duration`` and ``interval`` in seconds, ``trace_allocations``.
+    ``config``: ``duration`` and ``interval`` in seconds, ``trace_allocations``, and
+    ``snapshots`` (a count that replaces the duration when it is not 0).
     """
     with _closing_on_error(sock):
         _Agent(sock, config).run()

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"seconds between snapshots (default: the duration / {_DEFAULT_POINTS})",
     )
     parser.add_argument(
+        "--snapshots",
+        type=int,
+        metavar="N",
+        help="take N snapshots (at --interval) instead of observing for --duration",
+    )
+    parser.add_argument(
         "--trace-allocations",
         action="store_true",
         help="trace allocations in the window (tracemalloc) to report where the growing "
@@ -96,6 +102,8 @@ def _check(ns: argparse.Namespace) -> None:
         raise _Usage(
             f"--interval must be a number of seconds >= {_MIN_INTERVAL}, not {ns.interval}"
         )
+    if ns.snapshots is not None and ns.snapshots < 2:
+        raise _Usage(f"--snapshots must be at least 2, not {ns.snapshots}")
     for option in ("html", "output"):
         value = getattr(ns, option)
         if value is not None and not Path(value).resolve().parent.is_dir():
@@ -108,6 +116,7 @@ def _options(ns: argparse.Namespace, stop: threading.Event | None = None) -> Opt
         duration=ns.duration,
         interval=interval,
         trace_allocations=ns.trace_allocations,
+        snapshots=ns.snapshots or 0,
         progress=sys.stderr if ns.progress or sys.stderr.isatty() else None,
         stop=stop,
     )

@@ -44,6 +44,8 @@ class Options:
     duration: float = 30.0
     interval: float = 2.0
     trace_allocations: bool = False
+    snapshots: int = 0
+    """A number of snapshots to take instead of observing for ``duration`` (0: the duration)."""
     safe_point_timeout: float = 20.0
     progress: TextIO | None = None
     stop: threading.Event | None = None
@@ -149,7 +151,8 @@ def _exits(pid: int, wait: float = 5.0) -> bool:
 def _receive(reader: Reader, conn: socket.socket, options: Options, result: Result) -> None:
     """Read messages until ``bye`` or end of file; Ctrl-C ends the window early."""
     begun = time.monotonic()
-    deadline = begun + options.duration + _ANALYSIS_TIMEOUT
+    idle = _ANALYSIS_TIMEOUT + 10 * options.interval  # the longest wait for the next message
+    deadline = begun + (0 if options.snapshots else options.duration) + idle
     while True:
         if options.stop is not None and options.stop.is_set() and not result.interrupted:
             result.interrupted = True
@@ -176,6 +179,7 @@ def _receive(reader: Reader, conn: socket.socket, options: Options, result: Resu
                 if not result.exited:
                     result.error = "the agent's connection closed before its report"
             return
+        deadline = max(deadline, time.monotonic() + idle)
         kind = message["kind"]
         if kind == "hello":
             result.hello = message
@@ -211,6 +215,7 @@ def attach(target: Target, options: Options) -> Result:
                 "duration": float(options.duration),
                 "interval": float(options.interval),
                 "trace_allocations": bool(options.trace_allocations),
+                "snapshots": int(options.snapshots),
             }
             code = bootstrap.source(str(directory), str(directory / _SOCKET_NAME), config)
             result.injection = inject(target, directory, code, timeout=options.safe_point_timeout)
