@@ -122,7 +122,7 @@ def format_attach(data: dict[str, Any]) -> str:
     )
     body = format_run(data).split("\n")[1:]  # the run header names a program run
     body = [
-        line.replace("over the run (start -> exit,", "over the window (attach -> detach,")
+        line.replace("(start -> exit,", "(attach -> detach,").replace(" the run", " the window")
         for line in body
     ]
     verdict_at = next((i for i, line in enumerate(body) if line.startswith("Verdict")), len(body))
