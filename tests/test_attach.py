@@ -206,7 +206,7 @@ def test_text_report_and_trace_allocations(targets: Targets, tmp_path: Path) -> 
     target = targets.start("leak")
     html = tmp_path / "attach.html"
     result = run_cli(
-        "attach", str(target.pid), "--snapshots", "10", "--interval", "0.2",
+        "attach", str(target.pid), "--snapshots", "10", "--interval", "0.5",
         "--trace-allocations", "--html", str(html), timeout=180,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
@@ -264,9 +264,12 @@ def test_pause_figure(targets: Targets, objects: int) -> None:
     assert code in (0, 1), stderr
     facts = data["attach"]
     assert data["timeline"][-1]["objects"] >= objects
-    assert facts["longest_pause"] < 0.5
+    # The CPU time of the longest step: its wall time also counts the waits for a core
+    # when other work loads the machine (both are printed).
+    assert facts["longest_pause_cpu"] < 0.5
     print(
-        f"\n{objects:,} objects: longest pause {facts['longest_pause']:.3f} s, snapshot median "
+        f"\n{objects:,} objects: longest pause {facts['longest_pause']:.3f} s "
+        f"(CPU {facts['longest_pause_cpu']:.3f} s), snapshot median "
         f"{sorted(facts['snapshot_pauses'])[len(facts['snapshot_pauses']) // 2]:.3f} s, "
         f"gdb stop {facts['stopped_seconds'] or 0:.2f} s, first snapshot after "
         f"{facts['first_snapshot_seconds']:.2f} s, whole command {elapsed:.1f} s"
@@ -278,10 +281,15 @@ def test_pause_figure(targets: Targets, objects: int) -> None:
 @pytest.mark.slow
 def test_twenty_attach_detach_cycles(targets: Targets) -> None:
     target = targets.start("leak")
+    tmpdir = targets.tmp / "tmpdir"  # this test's own: other tests attach in parallel
+    tmpdir.mkdir()
     for _ in range(20):
-        result = run_cli(
-            "attach", str(target.pid), "--duration", "0.3", "--interval", "0.05", timeout=120
-        )
+        result = subprocess.run(
+            [sys.executable, "-m", "leakscope", "attach", str(target.pid), "--duration", "0.3",
+             "--interval", "0.05"],
+            capture_output=True, text=True, check=False, cwd=PROJECT_ROOT, timeout=120,
+            env=child_env({"TMPDIR": str(tmpdir)}),
+        )  # fmt: skip
         assert result.returncode in (0, 1), result.stderr
         assert result.stderr == ""
         assert "Verdict:" in result.stdout
@@ -289,7 +297,7 @@ def test_twenty_attach_detach_cycles(targets: Targets) -> None:
     code, out, err, state = target.finish()
     _assert_output_unchanged(code, out, err)
     _assert_left_as_found(state)
-    assert not glob.glob(f"{os.environ.get('TMPDIR', '/tmp')}/leakscope-attach-*")
+    assert list(tmpdir.iterdir()) == []  # every private directory removed
 
 
 @needs_attach

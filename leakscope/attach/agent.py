@@ -79,6 +79,7 @@ class _Agent:
         self.trace = bool(config.get("trace_allocations", False))
         self.count = int(config.get("snapshots", 0))  # 0: as many as the duration allows
         self.pauses: list[float] = []
+        self.cpu: list[float] = []  # the same steps in this thread's CPU time
         self.stop_requested = False
         # Names and values shared by the kept snapshots: the agent's own memory stays
         # flat, so that it does not show as the target's growth.
@@ -89,11 +90,14 @@ class _Agent:
         self.sock.sendall(encode(kind, **fields))
 
     def timed(self, func: Callable[[], _T]) -> _T:
-        begun = time.perf_counter()
+        """Call ``func``, recording its wall time (the pause) and CPU time (without the
+        time a loaded machine kept the thread waiting for a core)."""
+        begun, cpu = time.perf_counter(), time.thread_time()
         try:
             return func()
         finally:
             self.pauses.append(time.perf_counter() - begun)
+            self.cpu.append(time.thread_time() - cpu)
 
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds``, ending early when the tool says ``stop``."""
@@ -195,6 +199,7 @@ class _Agent:
             attach={
                 "pauses": self.pauses,
                 "longest_pause": max(self.pauses, default=0.0),
+                "longest_pause_cpu": max(self.cpu, default=0.0),
                 "analysis_seconds": analysis,
                 "interrupted": self.stop_requested,
                 "tracemalloc": (

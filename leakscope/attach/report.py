@@ -83,6 +83,8 @@ def _facts_lines(facts: dict[str, Any]) -> list[str]:
         f"Pauses: the longest the target waited for the agent was {facts['longest_pause']:.3f} s"
         + (f" (a snapshot: median {statistics.median(pauses):.3f} s)" if pauses else "")
     ]
+    if facts.get("longest_pause_cpu") is not None:
+        lines.append(f"  the agent's longest step took {facts['longest_pause_cpu']:.3f} s of CPU")
     if facts.get("stopped_seconds") is not None:
         lines.append(
             f"  gdb stopped the target for at most {facts['stopped_seconds']:.2f} s to inject"
