@@ -8,6 +8,7 @@ ordinary test failure.
 from __future__ import annotations
 
 __all__ = [
+    "AttachError",
     "DataError",
     "LeakError",
     "LeakscopeError",
@@ -74,3 +75,12 @@ class LeakError(AssertionError):
     def __init__(self, message: str, report: object | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class AttachError(LeakscopeError):
+    """``leakscope attach`` cannot attach to the process: one line for people, saying why and
+    what to do.
+
+    >>> str(AttachError("no such process: 4242"))
+    'no such process: 4242'
+    """

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from leakscope import __version__
-from leakscope.cli import check, diff, report, run, show
+from leakscope.cli import attach, check, diff, report, run, show
 from leakscope.cli.common import (
     EPILOG,
     EXIT_INTERRUPTED,
@@ -54,8 +54,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("diff", diff.HELP, diff.add_arguments, diff.run),
     Command("show", show.HELP, show.add_arguments, show.run),
     Command("report", report.HELP, report.add_arguments, report.run),
-    # ``attach`` (leakscope.attach.command: add_arguments(parser), run(ns) -> int) goes
-    # here when the attach package lands: one more Command line, nothing else.
+    Command("attach", attach.HELP, attach.add_arguments, attach.run),
 )
 
 

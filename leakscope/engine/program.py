@@ -49,7 +49,7 @@ from leakscope.engine.model import Culprit, Holder, Run
 from leakscope.engine.signals import Measured, assess, changes
 from leakscope.errors import RunError
 
-__all__ = ["FORMAT", "RunError", "Ticks", "format_run", "run_program"]
+__all__ = ["FORMAT", "RunError", "Ticks", "format_run", "run_data", "run_program"]
 
 FORMAT = "leakscope.run"
 VERSION = 1
@@ -560,24 +560,94 @@ def run_program(
         del sampler  # its thread, event and lock are not the program's growth
         cycles = _find_cycles()
         last = snapshot()
-        growth = last - first
-        culprits = _culprits(points, last, growth, interval)
-        if trace:
-            culprits = _with_sites(culprits)
+        data = _assemble(
+            first,
+            points,
+            last,
+            names,
+            interval=interval,
+            argv=["-m", target, *args] if module else [target, *args],
+            pid=os.getpid(),
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            cycles=cycles,
+            trace=trace,
+        )
     finally:
         if started_tracing:
             tracemalloc.stop()
     outcome.keep.clear()
+    return data
+
+
+def run_data(
+    snapshots: Sequence[Snapshot],
+    *,
+    argv: Sequence[str],
+    pid: int,
+    interval: float,
+    exit_code: int | None = None,
+    error: str | None = None,
+    cycles: CycleReport | None = None,
+) -> dict[str, Any]:
+    """The run data (contract D, as :func:`run_program` returns) of snapshots, oldest first.
+
+    The first and the last snapshot should follow a full collection, as
+    :func:`run_program`'s do: the growth is the last minus the first, and the
+    culprits come from the steady growth between the snapshots before the last,
+    taken every ``interval`` seconds.  Used by ``leakscope attach``, whose snapshots
+    are taken in another process.  Call it where the snapshots were taken: the
+    holders are read from the live containers.
+    """
+    if len(snapshots) < 2:
+        raise ValueError(f"run_data() needs at least two snapshots, not {len(snapshots)}")
+    names = (_Names(), _Names())
+    points = [_point(snap, snapshots[0].time, names) for snap in snapshots[:-1]]
+    return _assemble(
+        snapshots[0],
+        points,
+        snapshots[-1],
+        names,
+        interval=interval,
+        argv=list(argv),
+        pid=pid,
+        exit_code=exit_code,
+        error=error,
+        cycles=cycles,
+        trace=tracemalloc.is_tracing(),
+    )
+
+
+def _assemble(
+    first: Snapshot,
+    points: Sequence[_Point],
+    last: Snapshot,
+    names: tuple[_Names, _Names],
+    *,
+    interval: float,
+    argv: list[str],
+    pid: int,
+    exit_code: int | None,
+    error: str | None,
+    cycles: CycleReport | None,
+    trace: bool,
+) -> dict[str, Any]:
+    """The run data from the first snapshot, the timeline points and the last snapshot."""
+    started = first.time
+    growth = last - first
+    culprits = _culprits(points, last, growth, interval)
+    if trace:
+        culprits = _with_sites(culprits)
     return {
         "format": FORMAT,
         "version": VERSION,
-        "argv": ["-m", target, *args] if module else [target, *args],
+        "argv": argv,
         "python": first.python,
-        "pid": os.getpid(),
+        "pid": pid,
         "started": started,
         "elapsed": last.time - started,
-        "exit_code": outcome.exit_code,
-        "error": outcome.error,
+        "exit_code": exit_code,
+        "error": error,
         "verdict": _verdict(culprits, growth),
         "timeline": _timeline([*points, _point(last, started, names)]),
         "growth": growth.to_dict(),
