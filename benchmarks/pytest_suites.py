@@ -79,6 +79,13 @@ SUITES = (
         "tests",
     ),
     Suite(
+        "attrs",
+        "attrs==26.1.0",
+        "hypothesis property tests (100 examples per test)",
+        "tests",
+        pythonpath="src",
+    ),
+    Suite(
         "idna",
         "idna==3.20",
         "~6,400 parametrized cases",

@@ -385,6 +385,7 @@ def _checked_call(item: pytest.Item, plan: _Plan) -> Generator[None, object, obj
     """The real run, observed by the screen when it screens, then the check."""
     __tracebackhide__ = True
     rewind = _Rewind(item)
+    call = _repeatable(item, rewind)  # made now: nothing made after the freeze but the test's
     observation: Observation | None = None
     if plan.screen:
         from leakscope.engine.screen import Baseline, Observation
@@ -402,7 +403,7 @@ def _checked_call(item: pytest.Item, plan: _Plan) -> Generator[None, object, obj
         if observation is not None:
             observation.end(seconds)
         if not _failed_inside(item):
-            _check(item, plan, _Attempt(rewind, observation, started, seconds))
+            _check(item, plan, _Attempt(call, observation, started, seconds))
     finally:
         if observation is not None:
             observation.close()
@@ -410,14 +411,18 @@ def _checked_call(item: pytest.Item, plan: _Plan) -> Generator[None, object, obj
 
 
 class _Attempt:
-    """One test's check in the making: how to rewind it, its screen, its timing."""
+    """One test's check in the making: its body to run again, its screen, its timing."""
 
-    __slots__ = ("observation", "rewind", "run_seconds", "started")
+    __slots__ = ("call", "observation", "run_seconds", "started")
 
     def __init__(
-        self, rewind: _Rewind, observation: Observation | None, started: float, seconds: float
+        self,
+        call: Callable[[], None],
+        observation: Observation | None,
+        started: float,
+        seconds: float,
     ) -> None:
-        self.rewind = rewind
+        self.call = call
         self.observation = observation
         self.started = started
         self.run_seconds = seconds
@@ -429,7 +434,7 @@ class _Attempt:
 
 def _check(item: pytest.Item, plan: _Plan, attempt: _Attempt) -> None:
     __tracebackhide__ = True
-    call = _repeatable(item, attempt.rewind)
+    call, attempt.call = attempt.call, _no_call
     try:
         report: LeakReport | None = None
         failure, screening = None, None
@@ -461,6 +466,10 @@ def _check(item: pytest.Item, plan: _Plan, attempt: _Attempt) -> None:
     finally:
         del call
     _conclude(item, plan, attempt, report=report, failure=failure, screening=screening)
+
+
+def _no_call() -> None:
+    """What an attempt holds once its test body was handed on (held no longer)."""
 
 
 def _screen(
