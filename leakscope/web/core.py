@@ -38,7 +38,7 @@ from leakscope.web.forks import Registry, stale
 from leakscope.web.publishing import Publisher
 from leakscope.web.sampler import Mark, Sampler
 from leakscope.web.status import worker_state
-from leakscope.web.table import RouteTable, Sample
+from leakscope.web.table import RouteTable, Sample, given
 from leakscope.web.timeline import Timeline
 
 __all__ = ["Monitor", "Sampling", "after_fork", "monitors"]
@@ -287,10 +287,13 @@ class Monitor:
     def _record(self, name: str, sample: Sample | None) -> None:
         """Count an ended request under its route; take a census or publish when due."""
         try:
-            with self._lock:
-                forming = self.table.record(name, sample)
-                if sample is not None:
-                    self._want_sites = self.table.wants_sites()
+            if sample is None and self.table.count(name):
+                forming = False
+            else:
+                with self._lock:
+                    forming = self.table.record(name, sample)
+                    if sample is not None:
+                        self._want_sites = self.table.wants_sites()
             now = self.clock()
             if forming and self.publisher.directory is not None:
                 with self._lock:
@@ -323,8 +326,12 @@ class Monitor:
         first), else a light point (memory and routes, no census)."""
         if self.budget.affords(min(self.timeline.estimated_cost() + RESERVE, MAX_CREDIT), now):
             self.take_point()
-        else:
+        elif self.budget.open(now):
             self.take_light_point()
+        else:
+            with self._lock:
+                self.timeline.postpone(now)
+                self._reschedule()
 
     def take_light_point(self) -> None:
         """A timeline point without a heap census: RSS, blocks, what the routes retain; and a
@@ -391,7 +398,9 @@ class Monitor:
             return worker_state(
                 pid=self._pid,
                 started=self._started,
-                requests=_given(self._numbers) or self._last_start + 1,  # started
+                # Started: read from the counter itself, where the request path's record of
+                # the last number may lag behind the requests other threads start now.
+                requests=given(self._numbers),
                 sampled=self.table.sampled,
                 rss=rss,
                 blocks=blocks,
@@ -405,17 +414,3 @@ class Monitor:
     def workers(self) -> list[dict[str, Any]]:
         """Every worker's state: from the directory when there is one, else ``[self.status()]``."""
         return self.publisher.workers(self.status())
-
-
-def _given(counter: itertools.count[int]) -> int | None:
-    """How many numbers ``counter`` (from 0, step 1) has given, read from its repr.
-
-    ``count(42)``: the next number, which the counter keeps to itself otherwise; reading it
-    takes no lock and consumes nothing, where the request path's own record of the last
-    number may lag behind by the requests starting in other threads right now.
-    """
-    text = repr(counter)
-    try:
-        return int(text[text.index("(") + 1 : -1])
-    except ValueError:
-        return None  # an interpreter that writes it otherwise

@@ -91,7 +91,7 @@ class LeakScope:
     optional list of client addresses or networks; ``sample``, ``budget`` and
     ``directory`` go to :class:`~leakscope.web.middleware.LeakMiddleware`.
 
-    >>> scope = LeakScope(app, token="s3cret")
+    >>> scope = LeakScope(app, token="s3cret")  # doctest: +SKIP
     """
 
     def __init__(
@@ -111,7 +111,8 @@ class LeakScope:
             raise ValueError("token must be a non-empty string or None")
         self.prefix = prefix.rstrip("/")
         self._token = token
-        self._allow = networks(allow)
+        networks(allow)  # a bad address fails here, at set-up
+        self._allow = None if allow is None else [allow] if isinstance(allow, str) else list(allow)
         self._options: dict[str, Any] = {"sample": sample, "budget": budget, "directory": directory}
         self.middleware: Any = None
         self.endpoints: Endpoints | None = None
@@ -126,8 +127,7 @@ class LeakScope:
         if "leakscope" in app.extensions:
             raise ValueError("leakscope is already set up on this application")
         self.middleware = _wrapped(app, self._options)
-        self.endpoints = Endpoints(self.middleware, prefix=self.prefix)
-        self.endpoints.allow = self._allow
+        self.endpoints = Endpoints(self.middleware, prefix=self.prefix, allow=self._allow)
         app.extensions["leakscope"] = self
         app.register_blueprint(self._blueprint(flask), url_prefix=self.prefix)
 

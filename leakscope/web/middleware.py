@@ -144,7 +144,9 @@ class LeakMiddleware:
     none: no publishing); ``route``: a function naming a request's route; ``clock``:
     seconds for the budget and the schedules (tests pass a fake one).
 
-    >>> app = LeakMiddleware(wsgi_app, budget=0.02)
+    >>> app = LeakMiddleware(lambda environ, start_response: [b"ok"], budget=0.02)
+    >>> app.status()["requests"]
+    0
     """
 
     def __init__(

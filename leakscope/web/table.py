@@ -11,6 +11,7 @@ Not thread-safe by itself: its owner (:class:`leakscope.web.core.Monitor`) holds
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from leakscope._heap import SampleRef
@@ -26,6 +27,7 @@ __all__ = [
     "RouteStats",
     "RouteTable",
     "Sample",
+    "given",
 ]
 
 WARMUP_SAMPLES = 3
@@ -80,17 +82,18 @@ class RouteStats:
 
     __slots__ = (
         "bytes_total",
+        "counter",
         "objects_total",
         "recent",
         "refs",
-        "requests",
         "sampled",
         "site_tries",
         "sites",
     )
 
     def __init__(self) -> None:
-        self.requests = 0
+        # Requests are numbered by an atomic counter: counting one takes no lock.
+        self.counter = itertools.count()
         self.sampled = 0
         self.sites: dict[str, str] = {}  # retained type -> where a request allocated one
         self.site_tries = 0  # traced samples: a type whose site is not found is given up
@@ -101,6 +104,11 @@ class RouteStats:
         # objects hold, and a deque would break that chain.
         self.recent: list[Sample] = []
         self.refs: list[SampleRef] = []
+
+    @property
+    def requests(self) -> int:
+        """Requests served under this route."""
+        return given(self.counter)
 
     def add(self, sample: Sample) -> None:
         """Count a measured request; after the warm-up, keep it among the recent ones."""
@@ -188,6 +196,19 @@ class RouteStats:
         }
 
 
+def given(counter: itertools.count[int]) -> int:
+    """How many numbers ``counter`` (from 0, step 1) has given, read from its repr.
+
+    ``count(42)``: the next number, which the counter keeps to itself otherwise; reading it
+    takes no lock and consumes nothing.
+
+    >>> c = itertools.count(); next(c), next(c), given(c)
+    (0, 1, 2)
+    """
+    text = repr(counter)
+    return int(text[text.index("(") + 1 : -1])
+
+
 def _mean(values: list[int]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -226,12 +247,21 @@ class RouteTable:
                 entry = self.routes.get(name)
             if entry is None:
                 entry = self.routes[name] = RouteStats()
-        entry.requests += 1
+        next(entry.counter)
         if sample is None:
             return False
         self.sampled += 1
         entry.add(sample)
         return entry.sampled <= FORMING
+
+    def count(self, name: str) -> bool:
+        """Count an unmeasured request of a known route without a lock; False when the route
+        is new or leakscope's own (then :meth:`record` it under the owner's lock)."""
+        entry = self.routes.get(name)
+        if entry is None:
+            return False
+        next(entry.counter)
+        return True
 
     def rows(self, heap: HeapWindow | None = None) -> list[dict[str, Any]]:
         """Every route's row, leaking routes first, then by objects retained per request."""

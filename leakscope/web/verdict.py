@@ -2,10 +2,11 @@
 
 A route is leaking when what its requests retain stays positive over several samples
 after its warm-up, and the retained objects it follows by weak reference mostly stay
-alive (a cache with a bound drops them).  Objects that cannot be followed (dicts, lists)
-and grew no module container wait for a second heap census: when the heap shows the
-retained type did not grow by a quarter of what the route's requests between the two
-censuses would have retained, something dropped them (a bounded cache)::
+alive (a cache with a bound drops them), or a module or class container grows with them.
+Otherwise the heap censuses decide, once enough of the route's requests ran between two
+of them: when the retained type did not grow by a quarter of what those requests would
+have retained, something dropped them (a bounded cache); until then, objects that cannot
+be followed (dicts, lists) are not called leaking::
 
     route_leaking([1, 1, 1, 1], still_alive=True, grew_container=False, top=("app.Item", 4),
                   route="GET /items", heap=None)        # True
@@ -68,12 +69,19 @@ def route_leaking(
     if n < MIN_SAMPLES or ordered[n // 2] < 1 or sum(o > 0 for o in ordered) * 4 < n * 3:
         return False
     if still_alive is False:
-        return False
-    if still_alive is None and heap is None and not grew_container:
-        return False  # not yet known: replaced entries of a bounded cache look the same
-    if heap is not None and top is not None and not grew_container:
+        return False  # the followed objects were dropped: a cache with a bound
+    if grew_container:
+        return True  # a module or class container grew with them: their holder
+    # Nothing followed says whether they stay, or they stay and no container grew: the heap
+    # censuses say whether the retained type grew with the route's requests between them.
+    expected, grew = 0.0, 0
+    if heap is not None and top is not None:
         kind, count = top
         expected = count / n * heap.requests(route)
-        if expected >= MIN_EXPECTED and heap.grew(kind) * 4 < expected:
-            return False
-    return True
+        grew = heap.grew(kind)
+    if expected < MIN_EXPECTED:
+        # Too few requests between two censuses (or one census) to tell: followed objects
+        # that stay alive are a leak; objects that cannot be followed are not yet known
+        # (replaced entries of a bounded cache look the same).
+        return still_alive is True
+    return grew * 4 >= expected
