@@ -14,7 +14,9 @@ clean twin.  Seconds are per scenario, from the first call to the verdict.
 
     python benchmarks/accuracy.py [--quick]
 
-Targets: every leak caught and explained, zero false alarms, median check < 2 s.
+Prints a table per scenario class (bounded caches, untracked holders, several leaks and
+registries, other), then the totals.  Targets: every leak caught and explained, zero
+false alarms, median check < 0.5 s.
 """
 
 from __future__ import annotations
@@ -64,6 +66,39 @@ seconds = time.perf_counter() - started
 grew = sorted(name for name, delta in second.items() if delta > 0 and first.get(name, 0) > 0)
 print("@@" + json.dumps({{"leaked": bool(grew), "text": " ".join(grew), "seconds": seconds}}))
 """
+
+
+# The classes of issue 15 each scenario belongs to (the rest are "other").
+_CLASSES = {
+    "bounded caches": (
+        "clean_bounded_cache",
+        "clean_cachetools_like",
+        "clean_deque_large",
+        "clean_deque_maxlen",
+        "clean_lru_large",
+        "leak_deque_unbounded",
+        "leak_lru_method",
+        "leak_lru_unbounded",
+    ),
+    "untracked holders": (
+        "leak_bytearray",
+        "leak_instance_untracked",
+        "leak_str_cache",
+        "leak_stringio_handler",
+        "leak_untracked",
+    ),
+    "several leaks / registries": (
+        "leak_class_registry",
+        "leak_logging_handlers",
+        "leak_two_at_once",
+        "leak_handlers",
+        "leak_registry",
+    ),
+}
+
+
+def _class_of(name: str) -> str:
+    return next((c for c, names in _CLASSES.items() if name in names), "other")
 
 
 def _names() -> list[str]:
@@ -149,15 +184,22 @@ def _score(
     }
 
 
-def measure(quick: bool) -> list[dict[str, Any]]:
-    """One score per tool over the whole corpus."""
+def measure(quick: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One score per tool over the whole corpus, and one per tool and scenario class."""
     names = _names()
     expects = {n: _expectation(n) for n in names}
     calls = 100 if quick else 300
-    scores = [_score("leakscope", {n: _leakscope(n) for n in names}, expects)]
+    results = {"leakscope": {n: _leakscope(n) for n in names}}
     for tool in ("objgraph", "pympler"):
-        scores.append(_score(tool, {n: _other(tool, n, calls) for n in names}, expects))
-    return scores
+        results[tool] = {n: _other(tool, n, calls) for n in names}
+    scores = [_score(tool, found, expects) for tool, found in results.items()]
+    per_class = []
+    for cls in [*_CLASSES, "other"]:
+        members = [n for n in names if _class_of(n) == cls]
+        for tool, found in results.items():
+            score = _score(tool, {n: found[n] for n in members}, expects)
+            per_class.append({"class": cls, **score})
+    return scores, per_class
 
 
 def _summary(s: dict[str, Any]) -> str:
@@ -169,7 +211,7 @@ def _summary(s: dict[str, Any]) -> str:
 
 def run(quick: bool) -> list[dict[str, Any]]:
     """Rows for ``benchmarks/run.py``: leakscope against each other tool."""
-    scores = measure(quick)
+    scores, _ = measure(quick)
     ours = scores[0]
     rows = []
     for other in scores[1:]:
@@ -190,7 +232,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls for the other tools")
     args = parser.parse_args()
-    scores = measure(args.quick)
+    scores, per_class = measure(args.quick)
+    print("| class | tool | caught | explained | false alarms | median s |")
+    print("|---|---|---|---|---|---|")
+    for s in per_class:
+        print(
+            f"| {s['class']} | {s['tool']} | {s['caught']} | {s['explained']} "
+            f"| {s['false_alarms']} | {s['median_s']:.2f} |"
+        )
+    print()
     print("| tool | caught | explained | false alarms | median s |")
     print("|---|---|---|---|---|")
     for s in scores:

@@ -137,6 +137,8 @@ class PerCall:
 
     >>> str(PerCall(1.0, 3.0, 200.0))
     '1.0 objects, 3.0 blocks, ~200 B per call'
+    >>> str(PerCall(0.0, 1.0, 68.0))
+    '1.0 blocks, ~68 B per call'
     """
 
     objects: float
@@ -160,7 +162,9 @@ class PerCall:
         )
 
     def __str__(self) -> str:
-        parts = [f"{format_rate(self.objects)} objects", f"{format_rate(self.blocks)} blocks"]
+        # What grows comes first: untracked growth reads "1.0 blocks", not "0 objects, ...".
+        parts = [f"{format_rate(self.objects)} objects"] if self.objects else []
+        parts.append(f"{format_rate(self.blocks)} blocks")
         if self.bytes is not None:
             parts.append(f"~{format_bytes(self.bytes)}")
         return ", ".join(parts) + " per call"
