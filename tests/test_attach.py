@@ -366,6 +366,7 @@ def test_gunicorn_children_per_worker_reports(tmp_path: Path) -> None:
     master = subprocess.Popen([*argv, "gunicorn_app:app"], env=child_env())
     stop = threading.Event()
     served: Counter[int] = Counter()
+    lock = threading.Lock()
     try:
         _wait_for(lambda: os.path.exists(bind), what="gunicorn's socket")
         _wait_for(lambda: len(children(master.pid)) == 2, what="gunicorn's two workers")
@@ -375,17 +376,21 @@ def test_gunicorn_children_per_worker_reports(tmp_path: Path) -> None:
             for _ in range(100_000):  # bounded: stops with the attach in any case
                 if stop.is_set():
                     return
-                served[_get(bind, "/leak")] += 1
+                pid = _get(bind, "/leak")
+                with lock:
+                    served[pid] += 1
 
-        client = threading.Thread(target=traffic, daemon=True)
-        client.start()
+        clients = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]
+        for client in clients:  # two at once: both workers stay busy in every interval
+            client.start()
         _wait_for(lambda: sum(served.values()) >= 20, what="the first requests")
         result = run_cli(
-            "attach", "--children", str(master.pid), "--snapshots", "12", "--interval", "0.25",
+            "attach", "--children", str(master.pid), "--snapshots", "10", "--interval", "0.5",
             "--json", timeout=240,
         )  # fmt: skip
         stop.set()
-        client.join(60)
+        for client in clients:
+            client.join(60)
         assert result.returncode == 1, result.stderr
         doc = json.loads(result.stdout)
         assert doc["format"] == "leakscope.attach.children"
