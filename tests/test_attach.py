@@ -28,13 +28,13 @@ import pytest
 from _support import PROJECT_ROOT, child_env, run_cli
 
 from leakscope import snapshot
-from leakscope.engine.program import run_data
 from leakscope.attach import bootstrap, protocol
-from leakscope.errors import AttachError
 from leakscope.attach.injector import gdb_commands
 from leakscope.attach.report import aggregate, attach_data, format_aggregate, format_attach
 from leakscope.attach.session import Options, Result, attach
 from leakscope.attach.target import Target, children, inspect, refuse_incompatible
+from leakscope.engine.program import run_data
+from leakscope.errors import AttachError
 
 TARGETS = Path(__file__).parent / "attach_targets"
 LEAKY = TARGETS / "leaky.py"

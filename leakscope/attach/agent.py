@@ -40,11 +40,11 @@ from typing import Any, TypeVar
 
 from leakscope import __version__
 from leakscope._heap import type_name
-from leakscope.engine.program import run_data
+from leakscope._snapshot import Snapshot, snapshot
 from leakscope.attach.protocol import STOP, encode
 from leakscope.cycles import CycleReport, find_cycles
+from leakscope.engine.program import run_data
 from leakscope.retention import why_alive
-from leakscope._snapshot import Snapshot, snapshot
 
 __all__ = ["gc_state", "serve"]
 

@@ -23,7 +23,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from leakscope.errors import AttachError
 from leakscope.attach.report import (
     FORMAT_CHILDREN,
     aggregate,
@@ -33,6 +32,7 @@ from leakscope.attach.report import (
 )
 from leakscope.attach.session import Options, Result, attach
 from leakscope.attach.target import Target, children, inspect, refuse_incompatible
+from leakscope.errors import AttachError
 
 __all__ = ["add_arguments", "run"]
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Literal
 
 from leakscope.attach.bootstrap import one_liner
-from leakscope.errors import AttachError
 from leakscope.attach.target import Target, ptrace_refusal
+from leakscope.errors import AttachError
 
 __all__ = ["Injection", "gdb_commands", "inject"]
 

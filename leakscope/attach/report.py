@@ -13,10 +13,10 @@ import statistics
 from typing import Any
 
 from leakscope._format import format_bytes_delta
-from leakscope.engine.program import format_run, run_data
-from leakscope.attach.session import Result
-from leakscope.memory import MemoryBreakdown, MemoryGrowth
 from leakscope._snapshot import Snapshot
+from leakscope.attach.session import Result
+from leakscope.engine.program import format_run, run_data
+from leakscope.memory import MemoryBreakdown, MemoryGrowth
 
 __all__ = ["FORMAT_CHILDREN", "aggregate", "attach_data", "format_aggregate", "format_attach"]
 

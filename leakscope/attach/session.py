@@ -24,10 +24,10 @@ from typing import Any, TextIO
 
 import leakscope
 from leakscope.attach import bootstrap
-from leakscope.errors import AttachError
 from leakscope.attach.injector import Injection, inject
 from leakscope.attach.protocol import STOP, Reader
 from leakscope.attach.target import Target, is_alive
+from leakscope.errors import AttachError
 
 __all__ = ["Options", "Result", "attach"]
 
