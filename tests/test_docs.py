@@ -81,13 +81,6 @@ def _documented(name: str, html: str) -> bool:
 
 # -- docstring examples ---------------------------------------------------------------------
 
-# Modules whose examples are known to fail, with the reason; each is its owner's to fix.
-_DOCTEST_KNOWN_FAILING = {
-    "leakscope.web.middleware": "the LeakMiddleware example uses an undefined wsgi_app",
-    "leakscope.web.flask": "the LeakScope example uses an undefined Flask app",
-}
-
-
 def _modules() -> list[str]:
     names = ["leakscope"]
     for info in pkgutil.walk_packages(leakscope.__path__, "leakscope."):
@@ -95,18 +88,7 @@ def _modules() -> list[str]:
     return sorted(names)
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(reason=_DOCTEST_KNOWN_FAILING[name], strict=False),
-        )
-        if name in _DOCTEST_KNOWN_FAILING
-        else name
-        for name in _modules()
-    ],
-)
+@pytest.mark.parametrize("module", _modules())
 def test_docstring_examples_run_and_are_true(module: str) -> None:
     try:
         imported = importlib.import_module(module)

@@ -148,7 +148,7 @@ def _exits(pid: int, wait: float = 5.0) -> bool:
     return True
 
 
-def _receive(reader: Reader, conn: socket.socket, options: Options, result: Result) -> None:
+def _receive(reader: Reader, conn: socket.socket, options: Options, result: Result) -> None:  # noqa: C901 - one branch per protocol message; to split (see the closing note)
     """Read messages until ``bye`` or end of file; Ctrl-C ends the window early."""
     begun = time.monotonic()
     idle = _ANALYSIS_TIMEOUT + 10 * options.interval  # the longest wait for the next message
