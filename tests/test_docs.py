@@ -81,6 +81,7 @@ def _documented(name: str, html: str) -> bool:
 
 # -- docstring examples ---------------------------------------------------------------------
 
+
 def _modules() -> list[str]:
     names = ["leakscope"]
     for info in pkgutil.walk_packages(leakscope.__path__, "leakscope."):
