@@ -115,6 +115,7 @@ class Monitor:
         self.timeline = Timeline(interval, history, clock=clock)
         self.publisher = Publisher(directory, clock=clock)
         self._every = max(1, round(1 / rate))
+        self.warnings: list[str] = []  # shown in the status and the dashboard (kept across forks)
         self._reset()
         _registry.add(self)
 
@@ -153,6 +154,11 @@ class Monitor:
     def after_fork(self) -> None:
         """Start afresh in a forked child: new locks, no requests, no timeline."""
         self._reset()
+
+    def warn(self, text: str) -> None:
+        """Show ``text`` in this worker's status (``"warnings"``) and the dashboard, once."""
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     # -- the request path ------------------------------------------------------------------
 
@@ -395,7 +401,7 @@ class Monitor:
                 skipped_busy=self._skipped_busy,
                 skipped_noisy=self.sampler.skipped_noisy,
             )
-            return worker_state(
+            state = worker_state(
                 pid=self._pid,
                 started=self._started,
                 # Started: read from the counter itself, where the request path's record of
@@ -410,6 +416,9 @@ class Monitor:
                 timeline=timeline.copy_points(),
                 overhead=overhead,
             )
+        if self.warnings:
+            state["warnings"] = list(self.warnings)
+        return state
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker's state: from the directory when there is one, else ``[self.status()]``."""

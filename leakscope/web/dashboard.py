@@ -273,9 +273,17 @@ def _routes(routes: list[dict[str, Any]]) -> str:
     )
 
 
+def _warnings(workers: list[dict[str, Any]]) -> str:
+    """The workers' warnings (``DEBUG=True``...), each once."""
+    seen = {w for s in workers if isinstance(s.get("warnings"), list) for w in s["warnings"]}
+    texts = sorted(w for w in seen if isinstance(w, str))
+    return "".join(f'<p class="warn">{_e(t)}</p>' for t in texts)
+
+
 def dashboard_page(workers: list[dict[str, Any]], routes: list[dict[str, Any]]) -> str:
     """The dashboard: summary, leaking routes, workers, charts, routes (``routes`` merged)."""
     body = [
+        _warnings(workers),
         _summary(workers, routes),
         _leak_cards(routes),
         _worker_rows(workers),
